@@ -1,0 +1,33 @@
+# kuralab: two commands on a fresh machine -- `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-slow test-all bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+# Runs the quickstart study: data/runs/quickstart.nc and data/runs/quickstart.png
+run: $(STAMP)
+	$(VENV)/bin/kuralab run studies/quickstart.toml
+	$(PY) analysis/quickstart.py data/runs/quickstart.nc --out data/runs/quickstart.png
+
+# Default suite (under 10 minutes on 2 cores); slow theory checks are separate.
+test: $(STAMP)
+	$(PY) -m pytest -m "not slow" -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow -q
+
+test-all: test test-slow
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
