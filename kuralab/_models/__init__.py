@@ -1,0 +1,1 @@
+"""Models: one dynamical system each (no hidden batch axis)."""

@@ -1,0 +1,30 @@
+"""Dimension and variable names of kuralab Datasets (DESIGN.md §4), in one place."""
+
+# Dimensions
+TIME = "time"
+OSC = "osc"
+DIM = "dim"
+ROW = "row"
+COL = "col"
+SEED = "seed"
+
+# Variables
+THETA = "theta"
+TURNS = "turns"
+OMEGA = "omega"
+STATE = "x"
+R = "R"
+PSI = "psi"
+
+#: Attribute on a real variable pair marking that it was split from a complex one.
+COMPLEX_ATTR = "kuralab_complex_part"
+
+UNITS = {
+    TIME: ("1", "time (dimensionless model time)"),
+    THETA: ("rad", "oscillator phase, wrapped to [-pi, pi)"),
+    TURNS: ("1", "winding number: unwrapped phase = theta + 2 pi turns"),
+    OMEGA: ("rad", "natural frequency (rad per unit time)"),
+    STATE: ("1", "oscillator state (unit vector)"),
+    R: ("1", "Kuramoto order parameter |Z|"),
+    PSI: ("rad", "mean phase arg Z"),
+}

@@ -1,0 +1,3 @@
+"""PLACEHOLDER (being written)."""
+def order_parameter(theta, moment=1): ...
+circular_variance = cluster_order = effective_frequencies = local_order = splay = order_parameter

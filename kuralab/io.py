@@ -1,0 +1,2 @@
+"""PLACEHOLDER"""
+def trajectory_to_dataset(traj, batch_dims): raise NotImplementedError
