@@ -456,19 +456,22 @@ def simulate(
         adjoint = dfx.RecursiveCheckpointAdjoint()
     meter = dfx.TqdmProgressMeter() if progress else dfx.NoProgressMeter()
 
-    traj = _solve(
+    out = _solve(
         model,
         y0,
         saveat,
-        t0=t0,
-        t1=t1,
-        dt0=dt0,
+        jnp.asarray(t0, dtype=y0.dtype),
+        jnp.asarray(t1, dtype=y0.dtype),
+        jnp.asarray(dt0, dtype=y0.dtype),
         n=n,
         solver=base,
         controller=controller,
         max_steps=steps_budget,
         adjoint=adjoint,
         meter=meter,
+    )
+    traj = Trajectory(
+        **out, model=model, solver=_solver_name(base), dt=dt0, t0=t0, t1=t1
     )
     if throw:
         traj = _raise_on_failure(traj)
@@ -500,8 +503,10 @@ def _raise_on_failure(traj: Trajectory) -> Trajectory:
 
 @eqx.filter_jit
 def _solve(
-    model, y0, saveat, *, t0, t1, dt0, n, solver, controller, max_steps, adjoint, meter
-) -> Trajectory:
+    model, y0, saveat, t0, t1, dt0, *, n, solver, controller, max_steps, adjoint, meter
+) -> dict:
+    """The compiled solve: one compilation per (structure, shapes, n, save policy);
+    `t0`, `t1`, `dt0` and every model parameter are traced."""
     Y0 = _pack(model, y0)
     save_fn = _make_save_fn(saveat.fn)
     if saveat.ts is not None:
@@ -509,7 +514,7 @@ def _solve(
     elif saveat.final:
         user = dfx.SubSaveAt(t1=True, fn=save_fn)
     else:
-        k = saveat.every
+        k = saveat.every or 1
         user = dfx.SubSaveAt(t0=True, steps=k, t1=bool(n % k), fn=save_fn)
     final = dfx.SubSaveAt(t1=True, fn=_final_fn)
     sol = dfx.diffeqsolve(
@@ -545,7 +550,7 @@ def _solve(
             turns = None
     else:
         final_state, final_turns, turns = Yf, None, None
-    return Trajectory(
+    return dict(
         ts=ts,
         ys=ys,
         turns=turns,
@@ -553,9 +558,4 @@ def _solve(
         final_turns=final_turns,
         result=result,
         stats=dict(sol.stats),
-        model=model,
-        solver=_solver_name(solver),
-        dt=float(dt0),
-        t0=float(t0),
-        t1=float(t1),
     )

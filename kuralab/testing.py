@@ -1,1 +1,204 @@
-"""PLACEHOLDER"""
+"""Assertions for checking oscillator models and theorems (public, like `xarray.testing`).
+
+- `assert_phase_allclose(actual, desired)`: compare phases modulo 2 pi.
+- `tree_allclose(x, y)`: compare two PyTrees of arrays.
+- `check_model_contract(model, y0)`: the interface every kuralab model must satisfy
+  (shapes, dtypes, `jit`/`vmap`/`grad` through `simulate`, state on its manifold, a PyTree
+  with no hidden arrays). New models call it in their tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._integrate import simulate
+from ._misc import wrap_phase
+from ._models.base import AbstractModel
+
+
+def assert_phase_allclose(actual, desired, *, atol: float = 1e-6, err_msg: str = ""):
+    """Assert `|wrap(actual - desired)| <= atol` elementwise (phases in radians).
+
+    Phases that differ by a multiple of 2 pi are equal. Raises `AssertionError` with the
+    largest wrapped difference and where it occurs.
+    """
+    a = np.asarray(actual, dtype=np.float64)
+    d = np.asarray(desired, dtype=np.float64)
+    try:
+        a, d = np.broadcast_arrays(a, d)
+    except ValueError:
+        raise AssertionError(
+            f"phase arrays have incompatible shapes {a.shape} and {d.shape}"
+        ) from None
+    diff = np.abs(np.asarray(wrap_phase(a - d)))
+    if not np.all(np.isfinite(diff)):
+        raise AssertionError(f"non-finite phases. {err_msg}")
+    if diff.size and diff.max() > atol:
+        idx = np.unravel_index(int(np.argmax(diff)), diff.shape)
+        raise AssertionError(
+            f"phases differ modulo 2pi by up to {diff.max():.3g} rad at index {idx} "
+            f"(atol={atol:g}; {int(np.sum(diff > atol))} of {diff.size} elements "
+            f"exceed it). {err_msg}"
+        )
+
+
+def tree_allclose(x, y, *, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
+    """True if two PyTrees have the same structure and allclose array leaves."""
+    if jax.tree_util.tree_structure(x) != jax.tree_util.tree_structure(y):
+        return False
+    for a, b in zip(
+        jax.tree_util.tree_leaves(x), jax.tree_util.tree_leaves(y), strict=True
+    ):
+        if eqx.is_array_like(a) and eqx.is_array_like(b):
+            if np.shape(a) != np.shape(b):
+                return False
+            if not np.allclose(np.asarray(a), np.asarray(b), rtol=rtol, atol=atol):
+                return False
+        elif a != b:
+            return False
+    return True
+
+
+def _hidden_arrays(module, path: str) -> list[str]:
+    """Paths of arrays stored in static fields (invisible to jit/vmap/grad)."""
+    found = []
+    if not isinstance(module, eqx.Module):
+        return found
+    for field in dataclasses.fields(module):
+        value = getattr(module, field.name, None)
+        sub = f"{path}.{field.name}"
+        if field.metadata.get("static", False):
+            leaves = jax.tree_util.tree_leaves(value)
+            if any(isinstance(v, jax.Array | np.ndarray) for v in leaves):
+                found.append(sub)
+        else:
+            for i, child in enumerate(
+                jax.tree_util.tree_leaves(value, is_leaf=lambda v: isinstance(v, eqx.Module))
+            ):
+                if isinstance(child, eqx.Module):
+                    found += _hidden_arrays(child, f"{sub}[{i}]")
+    return found
+
+
+def _on_manifold(model: AbstractModel, y) -> str | None:
+    y = np.asarray(y)
+    if not np.all(np.isfinite(y)):
+        return "state is not finite"
+    if model.manifold == "torus":
+        if not (np.all(y >= -math.pi) and np.all(y < math.pi)):
+            return f"phases leave [-pi, pi): range [{y.min()}, {y.max()}]"
+    elif model.manifold == "sphere":
+        norms = np.linalg.norm(y, axis=-1)
+        tol = 1e-4 if y.dtype == np.float32 else 1e-10
+        if np.max(np.abs(norms - 1)) > tol:
+            return f"norms leave 1: max |norm - 1| = {np.max(np.abs(norms - 1)):.3g}"
+    return None
+
+
+def check_model_contract(
+    model: AbstractModel,
+    y0,
+    *,
+    t1: float = 0.5,
+    dt: float = 0.05,
+    solver: str = "rk4",
+    key=None,
+    rtol: float = 1e-4,
+    atol: float = 1e-5,
+) -> None:
+    """Check the interface every kuralab model must pass; raise `AssertionError` if not.
+
+    Checks, in order:
+
+    1. `model` is an `AbstractModel` and an Equinox PyTree with no arrays hidden in
+       static fields (so `jit`, `vmap` and `grad` see every parameter).
+    2. `drift(t0, y0)` has the state's shape and floating dtype; `state_shape` matches `y0`.
+    3. `simulate` returns `ys` of shape `(time, *state_shape)`, finite, on the manifold
+       (phases in [-pi, pi), unit vectors of norm 1).
+    4. `jax.jit` of `simulate` equals the eager call.
+    5. `jax.vmap` over a batch of two initial states equals two separate calls.
+    6. `jax.grad` of a smooth loss of the final state with respect to the model's
+       floating parameters is finite, and agrees with a central finite difference along a
+       random direction.
+    """
+    name = type(model).__name__
+    if not isinstance(model, AbstractModel):
+        raise AssertionError(f"{name} is not a kuralab AbstractModel")
+    hidden = _hidden_arrays(model, name)
+    if hidden:
+        raise AssertionError(f"arrays hidden in static fields: {hidden}")
+    y0 = jnp.asarray(y0)
+    if tuple(model.state_shape) != tuple(y0.shape):
+        raise AssertionError(
+            f"{name}.state_shape {model.state_shape} != y0.shape {y0.shape}"
+        )
+    d = model.drift(0.0, model.project(y0))
+    if jnp.shape(d) != y0.shape or not jnp.issubdtype(jnp.asarray(d).dtype, jnp.floating):
+        raise AssertionError(
+            f"drift has shape {jnp.shape(d)} / dtype {jnp.asarray(d).dtype}; expected "
+            f"{y0.shape} floating"
+        )
+
+    kwargs = dict(t1=t1, dt=dt, solver=solver, key=key)
+    traj = simulate(model, y0, **kwargs)
+    n_steps = round(t1 / dt)
+    expected = (n_steps + 1, *y0.shape)
+    if tuple(traj.ys.shape) != expected:
+        raise AssertionError(f"ys has shape {traj.ys.shape}; expected {expected}")
+    problem = _on_manifold(model, traj.ys)
+    if problem:
+        raise AssertionError(f"{name}: {problem}")
+
+    def final(m, y):
+        # Same save policy as above: one compiled solve serves eager calls.
+        return simulate(m, y, **kwargs).final
+
+    eager = traj.final
+    jitted = eqx.filter_jit(final)(model, y0)
+    if not tree_allclose(eager, jitted, rtol=rtol, atol=atol):
+        raise AssertionError(f"{name}: jit(simulate) differs from eager simulate")
+
+    y_other = model.project(y0 + 0.3)
+    batched = jax.vmap(final, in_axes=(None, 0))(model, jnp.stack([y0, y_other]))
+    single = jnp.stack([eager, final(model, y_other)])
+    if not tree_allclose(batched, single, rtol=rtol, atol=atol):
+        raise AssertionError(f"{name}: vmap(simulate) differs from separate calls")
+
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+
+    def loss(p):
+        y = final(eqx.combine(p, static), y0)
+        return jnp.sum(jnp.cos(y)) + jnp.sum(jnp.sin(2 * y))
+
+    grads = eqx.filter_grad(loss)(params)
+    leaves = jax.tree_util.tree_leaves(grads)
+    if not leaves:
+        raise AssertionError(f"{name} has no floating parameters to differentiate")
+    if not all(bool(jnp.all(jnp.isfinite(g))) for g in leaves):
+        raise AssertionError(f"{name}: grad through simulate is not finite")
+    rng = np.random.default_rng(0)
+    direction = jax.tree_util.tree_map(
+        lambda p: jnp.asarray(rng.standard_normal(p.shape), p.dtype), params
+    )
+    norm = math.sqrt(sum(float(jnp.sum(v**2)) for v in jax.tree_util.tree_leaves(direction)))
+    eps = 1e-3 if y0.dtype == jnp.float32 else 1e-6
+    step = jax.tree_util.tree_map(lambda v: v * (eps / norm), direction)
+    plus = jax.tree_util.tree_map(jnp.add, params, step)
+    minus = jax.tree_util.tree_map(jnp.subtract, params, step)
+    fd = (float(loss(plus)) - float(loss(minus))) / (2 * eps)
+    ad = sum(
+        float(jnp.sum(g * v))
+        for g, v in zip(leaves, jax.tree_util.tree_leaves(direction), strict=True)
+    ) / norm
+    tol = 5e-2 if y0.dtype == jnp.float32 else 1e-5
+    if abs(fd - ad) > tol * max(1.0, abs(fd)):
+        raise AssertionError(
+            f"{name}: grad through simulate disagrees with finite differences "
+            f"(autodiff {ad:.6g}, central difference {fd:.6g})"
+        )

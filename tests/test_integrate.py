@@ -1,0 +1,253 @@
+"""simulate: convergence orders, save policies, adaptive vs fixed, jit/vmap/grad, errors."""
+
+import diffrax as dfx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import kuralab as kl
+from kuralab.testing import assert_phase_allclose, check_model_contract
+
+N = 8
+
+
+def _model(key, n=N, K=1.5, lag=0.3, dtype=None):
+    k1, k2 = jax.random.split(key)
+    omega = jax.random.normal(k1, (n,), dtype=dtype)
+    K_ij = K * jax.random.uniform(k2, (n, n), dtype=dtype) / n
+    return kl.Kuramoto(omega, kl.DenseCoupling(K_ij), lag=lag)
+
+
+@pytest.mark.parametrize("solver, order", [("euler", 1), ("heun", 2), ("rk4", 4)])
+def test_fixed_step_convergence_order(x64, solver, order):
+    model = _model(jax.random.key(0), dtype=jnp.float64)
+    y0 = kl.random_phases(jax.random.key(1), N)
+    t1 = 2.0
+    ref = kl.simulate(model, y0, t1=t1, dt=1e-3, solver="rk4", saveat=kl.SaveAt(final=True))
+    dts = np.array([0.2, 0.1, 0.05, 0.025])
+    errors = []
+    for dt in dts:
+        tr = kl.simulate(model, y0, t1=t1, dt=float(dt), solver=solver, saveat=kl.SaveAt(final=True))
+        unwrapped = tr.final + 2 * np.pi * tr.final_turns
+        ref_unwrapped = ref.final + 2 * np.pi * ref.final_turns
+        errors.append(float(jnp.max(jnp.abs(unwrapped - ref_unwrapped))))
+    slope = np.polyfit(np.log(dts), np.log(errors), 1)[0]
+    assert abs(slope - order) < 0.25, (solver, slope, errors)
+
+
+def test_adaptive_agrees_with_fixed_step(x64, getkey):
+    model = _model(getkey(), dtype=jnp.float64)
+    y0 = kl.random_phases(getkey(), N)
+    fixed = kl.simulate(model, y0, t1=5.0, dt=0.01)
+    adaptive = kl.simulate(
+        model, y0, t1=5.0, dt=0.01, solver="tsit5",
+        stepsize_controller=dfx.PIDController(rtol=1e-9, atol=1e-9),
+    )
+    # Same default save grid (every dt), interpolated by the adaptive solver.
+    np.testing.assert_allclose(adaptive.ts, fixed.ts, atol=1e-12)
+    assert_phase_allclose(adaptive.ys, fixed.ys, atol=1e-6)
+    np.testing.assert_array_equal(adaptive.final_turns, fixed.final_turns)
+    assert adaptive.stats["num_steps"] < 500  # it really adapted
+
+
+def test_save_policies(getkey):
+    model = _model(getkey())
+    y0 = kl.random_phases(getkey(), N)
+    every = kl.simulate(model, y0, t1=1.0, dt=0.1)
+    assert every.ys.shape == (11, N)
+    np.testing.assert_allclose(every.ts, np.linspace(0, 1, 11), atol=1e-6)
+    third = kl.simulate(model, y0, t1=1.0, dt=0.1, saveat=kl.SaveAt(every=3))
+    np.testing.assert_allclose(third.ts, [0.0, 0.3, 0.6, 0.9, 1.0], atol=1e-6)
+    assert_phase_allclose(third.ys, every.ys[jnp.array([0, 3, 6, 9, 10])], atol=1e-6)
+    final = kl.simulate(model, y0, t1=1.0, dt=0.1, saveat=kl.SaveAt(final=True))
+    assert final.ys.shape == (1, N)
+    assert_phase_allclose(final.final, every.ys[-1], atol=1e-6)
+    ts = jnp.array([0.0, 0.25, 0.5])
+    at_ts = kl.simulate(model, y0, t1=1.0, dt=0.05, saveat=kl.SaveAt(ts=ts))
+    fine = kl.simulate(model, y0, t1=1.0, dt=0.05)
+    assert_phase_allclose(at_ts.ys[2], fine.ys[10], atol=1e-6)
+    # dense output between steps: compare to a run whose grid hits 0.25
+    assert_phase_allclose(at_ts.ys[1], kl.simulate(model, y0, t1=0.25, dt=0.025).final, atol=1e-4)
+
+
+def test_saveat_fn_saves_observable(getkey):
+    model = _model(getkey())
+    y0 = kl.random_phases(getkey(), N)
+    tr = kl.simulate(model, y0, t1=1.0, dt=0.1, saveat=kl.SaveAt(fn=_order))
+    full = kl.simulate(model, y0, t1=1.0, dt=0.1)
+    assert tr.turns is None and tr.ys.shape == (11,)
+    np.testing.assert_allclose(tr.ys, np.abs(np.mean(np.exp(1j * full.ys), -1)), atol=1e-5)
+
+
+def _order(t, theta):
+    return jnp.abs(jnp.mean(jnp.exp(1j * theta)))
+
+
+def test_phases_stay_wrapped_and_unwrap_exactly():
+    # Fast uncoupled rotation: theta(t) = theta0 + omega t, far beyond 2 pi.
+    omega = jnp.array([3.0, -7.0, 0.5])
+    model = kl.Kuramoto(omega, kl.MeanField(0.0))
+    y0 = jnp.array([0.1, -0.2, 3.0])
+    tr = kl.simulate(model, y0, t1=20.0, dt=0.01)
+    assert bool(jnp.all((tr.ys >= -jnp.pi) & (tr.ys < jnp.pi)))
+    expected = y0 + omega * tr.ts[:, None]
+    np.testing.assert_allclose(tr.unwrapped(), expected, rtol=1e-5, atol=2e-4)
+    assert_phase_allclose(tr.ys, expected, atol=2e-4)
+
+
+def test_float32_wrapping_keeps_precision():
+    # DESIGN §4: unwrapped float32 phases lose precision; wrapped ones do not.
+    omega = jnp.array([5.3, 4.1], dtype=jnp.float32)
+    model = kl.Kuramoto(omega, kl.MeanField(0.0))
+    tr = kl.simulate(model, jnp.zeros(2), t1=2000.0, dt=0.05, saveat=kl.SaveAt(final=True))
+    exact = np.mod(np.array([5.3, 4.1]) * 2000.0 + np.pi, 2 * np.pi) - np.pi
+    # single precision on each step's increment only: error stays far below 2.9 rad
+    assert_phase_allclose(tr.final, exact, atol=5e-2)
+
+
+def _contract_couplings(n):
+    key = jax.random.key(7)
+    dense = np.asarray(jax.random.uniform(key, (n, n))) / n
+    kernel = jnp.array([[0.1, 0.2, 0.1], [0.2, 0.0, 0.2], [0.1, 0.2, 0.1]])
+    return {
+        "mean_field": kl.MeanField(1.0),
+        "dense": kl.DenseCoupling(dense),
+        "sparse": kl.SparseCoupling.from_dense(dense),
+        "lattice": kl.LatticeCoupling(kernel, (3, 3)),
+    }
+
+
+@pytest.mark.parametrize(
+    "coupling",
+    [
+        "mean_field",
+        "dense",
+        pytest.param("sparse", marks=pytest.mark.slow),
+        pytest.param("lattice", marks=pytest.mark.slow),
+    ],
+)
+def test_model_contract(coupling):
+    n = 9
+    omega = jax.random.normal(jax.random.key(0), (n,))
+    y0 = kl.random_phases(jax.random.key(1), n)
+    c = _contract_couplings(n)[coupling]
+    check_model_contract(kl.Kuramoto(omega, c, lag=0.2, forcing=kl.Forcing(0.3, 1.0)), y0)
+
+
+def test_contract_check_catches_hidden_arrays(getkey):
+    import equinox as eqx
+
+    class Leaky(kl.AbstractPhaseModel):
+        omega: jax.Array = eqx.field(static=True)
+
+        @property
+        def state_shape(self):
+            return self.omega.shape
+
+        @property
+        def sender_delays(self):
+            return None
+
+        def diffusion(self, t, y):
+            return None
+
+        def drift(self, t, y, y_delayed=None):
+            return self.omega + 0 * y
+
+    with pytest.warns(UserWarning, match="static"):
+        leaky = Leaky(jnp.ones(3))
+    with pytest.raises(AssertionError, match="hidden in static fields"):
+        check_model_contract(leaky, jnp.zeros(3))
+
+
+def test_vmap_over_parameters_compiles_once(getkey):
+    omega = jax.random.normal(getkey(), (N,))
+    y0 = kl.random_phases(getkey(), N)
+
+    def final_R(K):
+        tr = kl.simulate(kl.Kuramoto(omega, kl.MeanField(K)), y0, t1=2.0, dt=0.1,
+                         saveat=kl.SaveAt(final=True))
+        return jnp.abs(kl.order_parameter(tr.final))
+
+    Ks = jnp.array([0.0, 1.0, 4.0])
+    batched = jax.vmap(final_R)(Ks)
+    for K, r in zip(Ks, batched, strict=True):
+        np.testing.assert_allclose(r, final_R(K), rtol=1e-5)
+    assert batched[2] > batched[0]
+
+
+def test_grad_through_simulate_matches_finite_difference(x64, getkey):
+    omega = jax.random.normal(getkey(), (N,), dtype=jnp.float64)
+    y0 = kl.random_phases(getkey(), N)
+
+    def loss(K):
+        tr = kl.simulate(kl.Kuramoto(omega, kl.MeanField(K)), y0, t1=3.0, dt=0.05,
+                         saveat=kl.SaveAt(final=True))
+        return jnp.abs(kl.order_parameter(tr.final))
+
+    g = jax.grad(loss)(1.3)
+    eps = 1e-5
+    fd = (loss(1.3 + eps) - loss(1.3 - eps)) / (2 * eps)
+    np.testing.assert_allclose(g, fd, rtol=1e-5)
+
+
+def test_failure_is_reported():
+    # omega * dt overflows float32 in the first Euler step.
+    model = kl.Kuramoto(jnp.array([3e38, 1.0], dtype=jnp.float32), kl.MeanField(0.0))
+    with pytest.raises(kl.SimulationError, match=r"non-finite.*t = 2\."):
+        kl.simulate(model, jnp.zeros(2), t1=10.0, dt=2.0, solver="euler")
+    tr = kl.simulate(model, jnp.zeros(2), t1=10.0, dt=2.0, solver="euler", throw=False)
+    assert tr.result == kl.RESULTS.nonfinite_state
+    assert not bool(tr.succeeded)
+
+
+def test_failure_under_jit_raises():
+    model = kl.Kuramoto(jnp.array([3e38, 1.0], dtype=jnp.float32), kl.MeanField(0.0))
+
+    @jax.jit
+    def run(y0):
+        return kl.simulate(model, y0, t1=10.0, dt=2.0, solver="euler").final
+
+    with pytest.raises(Exception, match="non-finite"):
+        jax.block_until_ready(run(jnp.zeros(2)))
+
+
+def test_max_steps_reported(getkey):
+    model = _model(getkey())
+    y0 = kl.random_phases(getkey(), N)
+    tr = kl.simulate(model, y0, t1=50.0, dt=0.1, solver="tsit5", max_steps=5,
+                     stepsize_controller=dfx.PIDController(rtol=1e-8, atol=1e-8),
+                     throw=False)
+    assert tr.result == kl.RESULTS.max_steps_reached
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(dt=0.0), ValueError, r"`dt` must be > 0"),
+        (dict(dt=-0.1), ValueError, r"`dt` must be > 0"),
+        (dict(t1=0.0), ValueError, r"`t1` must be > `t0`"),
+        (dict(t1=float("nan")), ValueError, r"`t1` must be finite"),
+        (dict(solver="rk5"), ValueError, r"unknown solver 'rk5'.*did you mean 'rk4'"),
+        (dict(y0=jnp.zeros(3)), ValueError, r"`y0` must have the model's state shape \(8,\)"),
+        (dict(y0=jnp.full(N, jnp.nan)), ValueError, r"`y0` must be finite"),
+        (dict(stepsize_controller=dfx.PIDController(rtol=1e-3, atol=1e-3)), ValueError,
+         r"'rk4' has no error estimate"),
+        (dict(saveat=kl.SaveAt(ts=jnp.array([0.5, 2.0]))), ValueError, r"within \[t0, t1\]"),
+        (dict(saveat=kl.SaveAt(ts=jnp.array([0.5, 0.2]))), ValueError, "strictly increasing"),
+        (dict(model="kuramoto"), TypeError, r"`model` must be a kuralab model"),
+    ],
+)
+def test_bad_simulate_input(kwargs, error, match):
+    args = dict(model=_model(jax.random.key(0)), y0=jnp.zeros(N), t1=1.0, dt=0.1)
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        kl.simulate(args.pop("model"), args.pop("y0"), **args)
+
+
+def test_bad_saveat():
+    with pytest.raises(ValueError, match="at most one"):
+        kl.SaveAt(every=2, final=True)
+    with pytest.raises(ValueError, match="positive int"):
+        kl.SaveAt(every=0)
