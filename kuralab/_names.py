@@ -15,6 +15,7 @@ OMEGA = "omega"
 STATE = "x"
 R = "R"
 PSI = "psi"
+Z = "Z"
 
 #: Attribute on a real variable pair marking that it was split from a complex one.
 COMPLEX_ATTR = "kuralab_complex_part"
@@ -27,4 +28,5 @@ UNITS = {
     STATE: ("1", "oscillator state (unit vector)"),
     R: ("1", "Kuramoto order parameter |Z|"),
     PSI: ("rad", "mean phase arg Z"),
+    Z: ("1", "complex Kuramoto order parameter Z = mean exp(i theta)"),
 }
