@@ -174,7 +174,7 @@ class DenseCoupling(AbstractCoupling):
 
     def apply(self, u, t=0.0):
         u = jnp.asarray(u)
-        out = jnp.matmul(self.matrix.astype(u.dtype), u, precision=_HIGHEST)
+        out = jnp.tensordot(self.matrix.astype(u.dtype), u, axes=1, precision=_HIGHEST)
         return evaluate(self.strength, t) * out
 
 
