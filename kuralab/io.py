@@ -895,14 +895,15 @@ class KuraAccessor:
         from . import plot as _plot
 
         ds = self._ds
+        # A sweep result (R without time, possibly beside an R(t) series) first.
+        if names.R in ds.variables and names.TIME not in ds[names.R].dims:
+            return _plot.plot_sweep(ds, ax=ax, **kwargs)
         if names.TIME in ds.dims and (
             names.THETA in ds.variables
             or names.R in ds.variables
             or names.Z in ds.variables
         ):
             return _plot.plot_order_parameter(ds, ax=ax, **kwargs)
-        if names.R in ds.variables and names.TIME not in ds[names.R].dims:
-            return _plot.plot_sweep(ds, ax=ax, **kwargs)
         raise ValueError(
             "ds.kura.plot() needs a trajectory (a `time` dimension with `theta`, `R` "
             "or `Z`) or a sweep result (an `R` variable without `time`); the Dataset "

@@ -1,0 +1,604 @@
+"""Study specs as data: TOML text -> a frozen, validated `StudySpec`.
+
+Public through `kuralab.study` (`StudySpec`, `parse_spec`, `load_spec`, `SpecError`);
+every key is documented in `studies/README.md`. Each TOML section maps to one frozen
+dataclass. A `_Table` wrapper validates one table at a time: unknown keys are rejected
+first (with the nearest valid key suggested), then each key is read with its type and
+bounds, so every error is one line naming the key path, the value and the expected form.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class SpecError(ValueError):
+    """A study spec is invalid. The message is one line naming the key path, the value
+    and the expected form, e.g. `solve.dt = -0.1: expected a number > 0`."""
+
+
+# ---------------------------------------------------------------------------------
+# The spec: frozen dataclasses, one per section
+# ---------------------------------------------------------------------------------
+
+#: Model parameters a `[sweep]` axis may name, and where their fixed value lives.
+SWEEPABLE = {"K": "model.coupling.K", "lag": "model.coupling.lag"}
+
+
+@dataclass(frozen=True)
+class StudyInfo:
+    """`[study]`: `name` (used for the default output path) and a free `description`."""
+
+    name: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class FrequencySpec:
+    """`[model.frequencies]`: the natural-frequency distribution
+    (`kl.sample_frequencies`)."""
+
+    distribution: str
+    scale: float
+    loc: float = 0.0
+    sampling: str = "random"
+
+
+@dataclass(frozen=True)
+class MeanFieldSpec:
+    """`[model.coupling]` with `kind = "mean_field"`: `kl.MeanField(K)` and the
+    Sakaguchi lag (radians). A value is `None` exactly when `[sweep]` sweeps it."""
+
+    K: float | None
+    lag: float | None = 0.0
+    kind: str = "mean_field"
+
+
+@dataclass(frozen=True)
+class KuramotoSpec:
+    """`[model]` with `kind = "kuramoto"`: `n` oscillators,
+    `kl.Kuramoto(omega, coupling, lag)` with frequencies drawn per seed."""
+
+    n: int
+    frequencies: FrequencySpec
+    coupling: MeanFieldSpec
+    kind: str = "kuramoto"
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """`[sweep]`: named parameter axes (product grid, in file order) and the seeds."""
+
+    axes: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    seeds: tuple[int, ...] = (0,)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.axes)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Grid shape: one entry per axis, then the number of seeds."""
+        return tuple(len(v) for _, v in self.axes) + (len(self.seeds),)
+
+    @property
+    def num_points(self) -> int:
+        return math.prod(self.shape)
+
+    def values(self, name: str) -> tuple[float, ...]:
+        return dict(self.axes)[name]
+
+
+@dataclass(frozen=True)
+class SolveSpec:
+    """`[solve]`: time span, fixed step, solver name, R(t) save stride (steps)."""
+
+    t1: float
+    dt: float
+    t0: float = 0.0
+    solver: str = "rk4"
+    save_every: int = 1
+
+    @property
+    def num_steps(self) -> int:
+        """Number of fixed steps, as `kl.simulate` counts them."""
+        return _num_steps(self.t0, self.t1, self.dt)
+
+    def save_times(self):
+        """The times at which R(t) is saved (float64 numpy array)."""
+        import numpy as np
+
+        n, k = self.num_steps, self.save_every
+        idx = list(range(0, n + 1, k))
+        if n % k:
+            idx.append(n)
+        return self.t0 + (self.t1 - self.t0) * np.asarray(idx, dtype=np.float64) / n
+
+
+@dataclass(frozen=True)
+class ObserveSpec:
+    """`[observe]`: what to store. `window` is the duration at the end of the run over
+    which R is time-averaged."""
+
+    window: float
+    order_parameter: bool = True
+    trajectories: bool = False
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """`[output]`: the netCDF path and the number of sweep points per vmapped chunk."""
+
+    path: str
+    chunk_size: int = 64
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A validated study spec. Build it with `load_spec` or `parse_spec`.
+
+    **Attributes:** `study`, `model`, `sweep`, `solve`, `observe`, `output`: one frozen
+    dataclass per TOML section. `spec.num_points` is the number of simulations.
+    """
+
+    study: StudyInfo
+    model: KuramotoSpec
+    sweep: SweepSpec
+    solve: SolveSpec
+    observe: ObserveSpec
+    output: OutputSpec
+
+    @property
+    def num_points(self) -> int:
+        return self.sweep.num_points
+
+    def fixed(self, name: str) -> float:
+        """The value of a sweepable parameter that is not swept."""
+        return getattr(self.model.coupling, name)
+
+    def to_toml(self) -> str:
+        """The spec as canonical TOML text; `parse_spec(spec.to_toml()) == spec`."""
+        return _to_toml(self)
+
+
+# ---------------------------------------------------------------------------------
+# Parsing and validation
+# ---------------------------------------------------------------------------------
+
+
+def _show(value: Any) -> str:
+    """A value as it would appear in TOML, shortened for one-line messages."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str):
+        text = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    elif isinstance(value, float):
+        text = repr(value) if math.isfinite(value) else str(value)
+    elif isinstance(value, list | tuple):
+        text = "[" + ", ".join(_show(v) for v in value) + "]"
+    elif isinstance(value, Mapping):
+        text = "{" + ", ".join(f"{k} = {_show(v)}" for k, v in value.items()) + "}"
+    else:
+        text = str(value)
+    text = " ".join(text.split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _suggest(word: str, options: Iterable[str]) -> str:
+    """A '; did you mean X?' hint, or '' if nothing is close (case-insensitive)."""
+    lowered = {o.lower(): o for o in options}
+    match = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+    return f"; did you mean {lowered[match[0]]!r}?" if match else ""
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+_MISSING = object()
+
+
+class _Table:
+    """A TOML table being validated. Unknown keys are rejected on construction, so a
+    typo is reported as such rather than as a missing key."""
+
+    def __init__(self, path: str, data: Any, allowed: Iterable[str]):
+        if not isinstance(data, dict):
+            raise SpecError(f"{path} = {_show(data)}: expected a table")
+        self.path = path
+        self.data = data
+        allowed = list(allowed)
+        for key, value in data.items():
+            if key not in allowed:
+                hint = _suggest(key, allowed)
+                raise SpecError(
+                    f"{self.key(key)} = {_show(value)}: unknown key{hint} "
+                    f"(valid keys: {', '.join(allowed)})"
+                )
+
+    def key(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def get(self, key: str, expected: str, default=_MISSING):
+        if key in self.data:
+            return self.data[key]
+        if default is _MISSING:
+            raise SpecError(f"{self.key(key)}: missing; expected {expected}")
+        return default
+
+    def fail(self, key: str, value, expected: str):
+        raise SpecError(f"{self.key(key)} = {_show(value)}: expected {expected}")
+
+    def number(
+        self, key, *, default=_MISSING, gt=None, ge=None, expected=None
+    ) -> float:
+        bounds = (f" > {gt:g}" if gt is not None else "") + (
+            f" >= {ge:g}" if ge is not None else ""
+        )
+        expected = expected or f"a finite number{bounds}"
+        value = self.get(key, expected, default)
+        if value is None:
+            return None
+        if not _is_number(value) or not math.isfinite(value):
+            self.fail(key, value, expected)
+        if (gt is not None and not value > gt) or (ge is not None and not value >= ge):
+            self.fail(key, value, expected)
+        return float(value)
+
+    def integer(self, key, *, default=_MISSING, ge=None, expected=None) -> int:
+        expected = expected or "an integer" + (f" >= {ge}" if ge is not None else "")
+        value = self.get(key, expected, default)
+        if not isinstance(value, int) or isinstance(value, bool):
+            self.fail(key, value, expected)
+        if ge is not None and value < ge:
+            self.fail(key, value, expected)
+        return value
+
+    def string(self, key, *, default=_MISSING, choices=None, expected=None) -> str:
+        if expected is None:
+            expected = (
+                "one of " + ", ".join(f'"{c}"' for c in choices)
+                if choices is not None
+                else "a string"
+            )
+        value = self.get(key, expected, default)
+        if not isinstance(value, str):
+            self.fail(key, value, expected)
+        if choices is not None and value not in choices:
+            raise SpecError(
+                f"{self.key(key)} = {_show(value)}: expected {expected}"
+                f"{_suggest(value, choices)}"
+            )
+        return value
+
+    def boolean(self, key, *, default=_MISSING) -> bool:
+        value = self.get(key, "true or false", default)
+        if not isinstance(value, bool):
+            self.fail(key, value, "true or false")
+        return value
+
+    def table(self, key, allowed, *, required=True, what="") -> _Table:
+        if key not in self.data:
+            if required:
+                raise SpecError(
+                    f"{self.key(key)}: missing section; expected a [{self.key(key)}] "
+                    f"table{what}"
+                )
+            return _Table(self.key(key), {}, allowed)
+        return _Table(self.key(key), self.data[key], allowed)
+
+
+def _solver_names() -> list[str]:
+    from ._integrate import SOLVERS
+
+    return sorted(SOLVERS)
+
+
+def _distribution_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    from ._sampling import DISTRIBUTIONS, SAMPLING
+
+    return tuple(DISTRIBUTIONS), tuple(SAMPLING)
+
+
+def _num_steps(t0: float, t1: float, dt: float) -> int:
+    from ._integrate import _num_steps as count
+
+    return count(t0, t1, dt)
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_MODEL_KINDS = ("kuramoto",)
+_COUPLING_KINDS = ("mean_field",)
+_AXIS_FORM = (
+    "a non-empty list of distinct finite numbers or a range table "
+    "{start = ..., stop = ..., num = ...}"
+)
+_SEED_FORM = (
+    "an integer >= 1 (a number of seeds 0, 1, ...) or a non-empty list of distinct "
+    "integers in [0, 2**31)"
+)
+
+
+def _parse_study(root: _Table) -> StudyInfo:
+    t = root.table("study", ("name", "description"), what=' with name = "..."')
+    name = t.string(
+        "name", expected="a non-empty name of letters, digits, '_', '-', '.'"
+    )
+    if not _NAME.match(name):
+        t.fail("name", name, "a non-empty name of letters, digits, '_', '-', '.'")
+    return StudyInfo(name=name, description=t.string("description", default=""))
+
+
+def _parse_model(root: _Table) -> tuple[KuramotoSpec, set[str]]:
+    """Returns the model and the set of sweepable parameters given explicitly."""
+    if "model" not in root.data:
+        raise SpecError(
+            'model: missing section; expected a [model] table with kind = "kuramoto"'
+        )
+    raw = root.data["model"]
+    if not isinstance(raw, dict):
+        root.fail("model", raw, "a table")
+    # The kind is the discriminator: it decides which other keys are valid.
+    discriminator = {key: raw[key] for key in ("kind",) if key in raw}
+    _Table("model", discriminator, ("kind",)).string("kind", choices=_MODEL_KINDS)
+    t = _Table("model", raw, ("kind", "n", "frequencies", "coupling"))
+    n = t.integer("n", ge=1)
+    distributions, samplings = _distribution_names()
+    f = t.table(
+        "frequencies",
+        ("distribution", "loc", "scale", "sampling"),
+        what=" with distribution and scale",
+    )
+    freq = FrequencySpec(
+        distribution=f.string("distribution", choices=distributions),
+        scale=f.number("scale", gt=0),
+        loc=f.number("loc", default=0.0),
+        sampling=f.string("sampling", default="random", choices=samplings),
+    )
+    c = t.table("coupling", ("kind", "K", "lag"), what=' with kind = "mean_field"')
+    c.string("kind", choices=_COUPLING_KINDS)
+    given = {key for key in ("K", "lag") if key in c.data}
+    coupling = MeanFieldSpec(
+        K=c.number("K", default=None), lag=c.number("lag", default=0.0)
+    )
+    return KuramotoSpec(n=n, frequencies=freq, coupling=coupling), given
+
+
+def _parse_axis(t: _Table, name: str) -> tuple[float, ...]:
+    raw = t.data[name]
+    path = t.key(name)
+    if isinstance(raw, dict):
+        r = _Table(path, raw, ("start", "stop", "num"))
+        start = r.number("start")
+        stop = r.number("stop")
+        num = r.integer("num", ge=1)
+        if num == 1:
+            values = (start,)
+        elif start == stop:
+            raise SpecError(
+                f"{path} = {_show(raw)}: expected start != stop when num > 1"
+            )
+        else:
+            values = tuple(start + (stop - start) * i / (num - 1) for i in range(num))
+            values = values[:-1] + (stop,)
+        return values
+    if not isinstance(raw, list) or not raw:
+        raise SpecError(f"{path} = {_show(raw)}: expected {_AXIS_FORM}")
+    for v in raw:
+        if not _is_number(v) or not math.isfinite(v):
+            raise SpecError(f"{path} = {_show(raw)}: expected {_AXIS_FORM}")
+    values = tuple(float(v) for v in raw)
+    if len(set(values)) != len(values):
+        raise SpecError(f"{path} = {_show(raw)}: expected {_AXIS_FORM}")
+    return values
+
+
+def _parse_sweep(root: _Table) -> SweepSpec:
+    t = root.table("sweep", (*SWEEPABLE, "seeds"), required=False)
+    axes = tuple((name, _parse_axis(t, name)) for name in t.data if name != "seeds")
+    raw = t.data.get("seeds", 1)
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        if raw < 1:
+            t.fail("seeds", raw, _SEED_FORM)
+        seeds = tuple(range(raw))
+    elif isinstance(raw, list) and raw:
+        if not all(
+            isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**31
+            for s in raw
+        ) or len(set(raw)) != len(raw):
+            t.fail("seeds", raw, _SEED_FORM)
+        seeds = tuple(raw)
+    else:
+        t.fail("seeds", raw, _SEED_FORM)
+    return SweepSpec(axes=axes, seeds=seeds)
+
+
+def _parse_solve(root: _Table) -> SolveSpec:
+    t = root.table(
+        "solve", ("t0", "t1", "dt", "solver", "save_every"), what=" with t1 and dt"
+    )
+    t0 = t.number("t0", default=0.0)
+    t1 = t.number("t1")
+    if not t1 > t0:
+        t.fail("t1", t1, f"a finite number > solve.t0 = {t0:g}")
+    dt = t.number("dt", gt=0)
+    if dt > t1 - t0:
+        t.fail("dt", dt, f"a number > 0 and <= t1 - t0 = {t1 - t0:g}")
+    solvers = _solver_names()
+    solver = t.string("solver", default="rk4", choices=solvers)
+    save_every = t.integer(
+        "save_every", default=1, ge=1, expected="an integer >= 1 (a number of steps)"
+    )
+    return SolveSpec(t0=t0, t1=t1, dt=dt, solver=solver, save_every=save_every)
+
+
+def _parse_observe(root: _Table, solve: SolveSpec) -> ObserveSpec:
+    t = root.table(
+        "observe", ("order_parameter", "window", "trajectories"), required=False
+    )
+    span = solve.t1 - solve.t0
+    order = t.boolean("order_parameter", default=True)
+    trajectories = t.boolean("trajectories", default=False)
+    if not (order or trajectories):
+        raise SpecError(
+            "observe.order_parameter = false: expected true (or trajectories = true); "
+            "nothing would be stored"
+        )
+    form = f"a duration > 0 and <= solve.t1 - solve.t0 = {span:g}"
+    window = t.number("window", default=span / 2, gt=0, expected=form)
+    if window > span * (1 + 1e-12):
+        t.fail("window", window, form)
+    times = solve.save_times()
+    inside = int((times >= solve.t1 - window - 1e-9 * max(1.0, abs(solve.t1))).sum())
+    if order and inside < 2:
+        interval = solve.save_every * span / solve.num_steps
+        t.fail(
+            "window",
+            window,
+            f"a duration holding >= 2 saved samples (they are solve.save_every * dt = "
+            f"{interval:g} apart)",
+        )
+    return ObserveSpec(window=window, order_parameter=order, trajectories=trajectories)
+
+
+def _parse_output(root: _Table, name: str) -> OutputSpec:
+    t = root.table("output", ("path", "chunk_size"), required=False)
+    path = t.string("path", default=f"data/runs/{name}.nc")
+    if not path.endswith(".nc") or len(path) <= 3:
+        t.fail("path", path, 'a file path ending in ".nc"')
+    chunk = t.integer(
+        "chunk_size",
+        default=64,
+        ge=1,
+        expected="an integer >= 1 (sweep points per chunk)",
+    )
+    return OutputSpec(path=path, chunk_size=chunk)
+
+
+def _check_sweep_vs_model(sweep: SweepSpec, model: KuramotoSpec, given: set[str]):
+    swept = set(sweep.names)
+    coupling = model.coupling
+    for name in swept & given:
+        raise SpecError(
+            f"{SWEEPABLE[name]} = {_show(getattr(coupling, name))}: expected no value "
+            f"here, because sweep.{name} sweeps it (set it in one place)"
+        )
+    if "K" not in swept and coupling.K is None:
+        raise SpecError(
+            "model.coupling.K: missing; expected a finite number (or sweep it with "
+            "sweep.K)"
+        )
+    changes = {name: None for name in swept}
+    return dataclasses.replace(model, coupling=dataclasses.replace(coupling, **changes))
+
+
+def parse_spec(text: str) -> StudySpec:
+    """Parse and validate TOML text into a `StudySpec`.
+
+    **Arguments:**
+
+    - `text`: the TOML document.
+
+    **Returns:** a frozen `StudySpec`.
+
+    **Raises:** `SpecError` (a `ValueError`) with a one-line message naming the key
+    path, the value and the expected form.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"invalid TOML: {' '.join(str(e).split())}") from None
+    root = _Table("", data, ("study", "model", "sweep", "solve", "observe", "output"))
+    study = _parse_study(root)
+    model, given = _parse_model(root)
+    sweep = _parse_sweep(root)
+    model = _check_sweep_vs_model(sweep, model, given)
+    solve = _parse_solve(root)
+    observe = _parse_observe(root, solve)
+    output = _parse_output(root, study.name)
+    return StudySpec(
+        study=study,
+        model=model,
+        sweep=sweep,
+        solve=solve,
+        observe=observe,
+        output=output,
+    )
+
+
+def load_spec(path: str | os.PathLike) -> StudySpec:
+    """Read and validate a study spec file (`studies/*.toml`).
+
+    **Raises:** `SpecError` for a missing/unreadable file or an invalid spec; the
+    message starts with the file name.
+    """
+    return _read_spec(path)[0]
+
+
+def _read_spec(path) -> tuple[StudySpec, str]:
+    """(spec, text) of a spec file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"{path}: cannot read: {' '.join(str(e).split())}") from None
+    try:
+        return parse_spec(text), text
+    except SpecError as e:
+        raise SpecError(f"{path}: {e}") from None
+
+
+# ---------------------------------------------------------------------------------
+# TOML output
+# ---------------------------------------------------------------------------------
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return (
+            '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        )
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, tuple | list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {v!r} as TOML")
+
+
+def _toml_table(header: str, items: Iterable[tuple[str, Any]]) -> str:
+    lines = [f"[{header}]"]
+    lines += [f"{k} = {_toml_value(v)}" for k, v in items if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+def _to_toml(spec: StudySpec) -> str:
+    m, c, f = spec.model, spec.model.coupling, spec.model.frequencies
+    parts = [
+        _toml_table(
+            "study",
+            [("name", spec.study.name), ("description", spec.study.description)],
+        ),
+        _toml_table("model", [("kind", m.kind), ("n", m.n)]),
+        _toml_table("model.frequencies", dataclasses.asdict(f).items()),
+        _toml_table("model.coupling", [("kind", c.kind), ("K", c.K), ("lag", c.lag)]),
+        _toml_table("sweep", [*spec.sweep.axes, ("seeds", spec.sweep.seeds)]),
+        _toml_table("solve", dataclasses.asdict(spec.solve).items()),
+        _toml_table("observe", dataclasses.asdict(spec.observe).items()),
+        _toml_table("output", dataclasses.asdict(spec.output).items()),
+    ]
+    return "\n".join(parts)

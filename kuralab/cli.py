@@ -1,0 +1,240 @@
+"""The `kuralab` command line: a thin layer over `kuralab.study` and `kuralab.io`.
+
+```
+kuralab run STUDY.toml [--out PATH]    # run a study, write one netCDF file atomically
+kuralab validate STUDY.toml            # check a spec without running it
+kuralab plot RESULT.nc [--out PNG]     # ds.kura.plot(), saved atomically
+kuralab info                           # versions, devices, compile-cache location
+```
+
+Bad input (an invalid spec, a missing file, bad arguments) prints exactly one line,
+`error: <message>`, on stderr and exits with status 2, writing nothing. A simulation
+that fails (non-finite state) exits with status 1. JAX, xarray and matplotlib are
+imported only by the commands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+#: Exit status for bad input (as argparse uses).
+EXIT_USAGE = 2
+#: Exit status for a run that failed (e.g. a diverging simulation).
+EXIT_FAILURE = 1
+
+
+class CLIError(Exception):
+    """An error reported as one `error: ...` line and an exit status."""
+
+    def __init__(self, message: str, status: int = EXIT_USAGE):
+        super().__init__(" ".join(str(message).split()))
+        self.status = status
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one `error: ...` line (no usage dump)."""
+
+    def error(self, message):
+        raise CLIError(message)
+
+
+def _existing_file(path: str, what: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise CLIError(f"{path}: no such file ({what})")
+    if p.is_dir():
+        raise CLIError(f"{path}: is a directory; expected {what}")
+    return p
+
+
+def _output_path(path: str | None) -> Path | None:
+    if path is None:
+        return None
+    p = Path(path)
+    if p.is_dir():
+        raise CLIError(f"--out {path}: is a directory; expected a file path")
+    return p
+
+
+# ---------------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------------
+
+
+def _cmd_validate(args) -> int:
+    from ._spec import SpecError, load_spec
+
+    try:
+        spec = load_spec(args.study)
+    except SpecError as e:
+        raise CLIError(str(e)) from None
+    print(f"ok: {spec.study.name} ({spec.num_points} points)")
+    return 0
+
+
+def _cmd_run(args) -> int:
+    import time
+
+    from ._spec import SpecError, _read_spec
+
+    try:
+        spec, text = _read_spec(args.study)
+    except SpecError as e:
+        raise CLIError(str(e)) from None
+    out = _output_path(args.out)
+
+    from ._integrate import SimulationError
+    from .study import run_study
+
+    start = time.perf_counter()
+    try:
+        path = run_study(spec, out, spec_text=text, progress=not args.quiet)
+    except SpecError as e:
+        raise CLIError(f"{args.study}: {e}") from None
+    except SimulationError as e:
+        raise CLIError(f"{args.study}: {e}", EXIT_FAILURE) from None
+    except OSError as e:
+        raise CLIError(f"cannot write the result: {e}", EXIT_FAILURE) from None
+    elapsed = time.perf_counter() - start
+    print(f"wrote {path} ({spec.num_points} simulations, {elapsed:.1f} s)")
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    result = _existing_file(args.result, "a netCDF result file")
+    # Not RESULT.png: analysis scripts conventionally own that name.
+    out = _output_path(args.out) or result.with_suffix(".plot.png")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from . import io
+
+    try:
+        ds = io.load(result)
+    except (OSError, ValueError) as e:
+        raise CLIError(f"{result}: cannot read as netCDF: {e}") from None
+    try:
+        drawn = ds.kura.plot()
+    except ValueError as e:
+        raise CLIError(f"{result}: cannot plot: {e}") from None
+    fig = drawn if hasattr(drawn, "savefig") else getattr(drawn, "figure", None)
+    if fig is None:
+        fig = plt.gcf()
+    with io.atomic_output(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
+    plt.close(fig)
+    print(f"wrote {out}")
+    return 0
+
+
+def _versions() -> list[tuple[str, str]]:
+    import importlib.metadata as md
+
+    rows = [("python", sys.version.split()[0])]
+    for dist in (
+        "kuralab",
+        "jax",
+        "jaxlib",
+        "diffrax",
+        "equinox",
+        "xarray",
+        "numpy",
+        "netCDF4",
+        "matplotlib",
+    ):
+        try:
+            rows.append((dist, md.version(dist)))
+        except md.PackageNotFoundError:
+            rows.append((dist, "not installed"))
+    return rows
+
+
+def _cmd_info(args) -> int:
+    from .study import compile_cache_dir
+
+    for name, version in _versions():
+        print(f"{name:<12}{version}")
+    import jax
+
+    devices = ", ".join(f"{d.platform}:{d.id} ({d.device_kind})" for d in jax.devices())
+    print(f"{'devices':<12}{devices}")
+    print(f"{'backend':<12}{jax.default_backend()}")
+    cache = jax.config.jax_compilation_cache_dir or compile_cache_dir()
+    state = "exists" if Path(cache).is_dir() else "not created yet"
+    print(f"{'jax cache':<12}{cache} ({state}; set KURALAB_CACHE_DIR to move it)")
+    return 0
+
+
+# ---------------------------------------------------------------------------------
+# Entry point
+# ---------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="kuralab",
+        description="kuralab: Kuramoto-family oscillator studies on JAX.",
+        epilog="Study specs are TOML files; see studies/README.md for every key.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run a study spec and write its netCDF result")
+    p.add_argument("study", metavar="STUDY.toml", help="the study spec")
+    p.add_argument(
+        "--out", metavar="PATH", help="output file (default: the spec's output.path)"
+    )
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress lines on stderr"
+    )
+    p.set_defaults(handler=_cmd_run)
+
+    p = sub.add_parser("validate", help="check a study spec without running it")
+    p.add_argument("study", metavar="STUDY.toml", help="the study spec")
+    p.set_defaults(handler=_cmd_validate)
+
+    p = sub.add_parser("plot", help="plot a result file (ds.kura.plot())")
+    p.add_argument(
+        "result", metavar="RESULT.nc", help="a netCDF file written by kuralab"
+    )
+    p.add_argument(
+        "--out", metavar="PNG", help="output image (default: RESULT.plot.png)"
+    )
+    p.set_defaults(handler=_cmd_plot)
+
+    p = sub.add_parser("info", help="versions, devices and the compile-cache location")
+    p.set_defaults(handler=_cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the `kuralab` command line with `argv` (default `sys.argv[1:]`).
+
+    **Returns:** the exit status: 0 on success, 2 for bad input (one `error:` line on
+    stderr), 1 for a failed run. Unexpected exceptions propagate with their traceback.
+    """
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.version:
+            from importlib.metadata import version
+
+            print(f"kuralab {version('kuralab')}")
+            return 0
+        if args.command is None:
+            raise CLIError("a command is required: run, validate, plot or info")
+        return args.handler(args)
+    except CLIError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.status
+    except SystemExit as e:  # --help
+        return e.code if isinstance(e.code, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

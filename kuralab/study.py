@@ -1,0 +1,484 @@
+"""Studies: declarative TOML specs, validated into a frozen `StudySpec`, run in chunks.
+
+A study is data (DESIGN.md §5). `load_spec(path)` / `parse_spec(text)` turn a TOML file
+into a frozen, validated `StudySpec` (see `kuralab/_spec.py`); `run_study(spec)` builds
+the sweep grid, runs it in `jax.vmap`-ed chunks (one compilation for all of them), and
+writes one netCDF file with `kuralab.io.save`. Every key a spec may hold is documented
+in `studies/README.md`.
+
+```toml
+[study]
+name = "quickstart"
+
+[model]
+kind = "kuramoto"
+n = 2000
+[model.frequencies]
+distribution = "lorentzian"
+scale = 0.5
+[model.coupling]
+kind = "mean_field"          # K is swept below
+
+[sweep]
+K = { start = 0.5, stop = 4.0, num = 8 }
+seeds = 4
+
+[solve]
+t1 = 150.0
+dt = 0.05
+```
+
+Validation rejects unknown keys (suggesting the nearest valid one), wrong types (a bool
+is not a number), missing sections or keys, and impossible values, by raising
+`SpecError` with a one-line message that names the key path, the value and the expected
+form: `solve.dt = -0.1: expected a number > 0`.
+
+Execution is structured grid -> chunks -> per-chunk results -> combined Dataset, so that
+chunks can later be persisted (resume) or farmed out (Dask). Parsing and validation live
+in `kuralab._spec` (re-exported here).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from . import io
+from ._coupling import MeanField
+from ._integrate import RESULTS, SaveAt, SimulationError, simulate
+from ._models.kuramoto import Kuramoto
+from ._observables import order_parameter
+from ._sampling import random_phases, sample_frequencies
+from ._spec import (
+    SWEEPABLE as SWEEPABLE,
+    FrequencySpec as FrequencySpec,
+    KuramotoSpec as KuramotoSpec,
+    MeanFieldSpec as MeanFieldSpec,
+    ObserveSpec as ObserveSpec,
+    OutputSpec as OutputSpec,
+    SolveSpec as SolveSpec,
+    SpecError as SpecError,
+    StudyInfo as StudyInfo,
+    StudySpec as StudySpec,
+    SweepSpec as SweepSpec,
+    _read_spec,
+    load_spec as load_spec,
+    parse_spec as parse_spec,
+)
+
+__all__ = [
+    "SpecError",
+    "StudySpec",
+    "StudyInfo",
+    "KuramotoSpec",
+    "FrequencySpec",
+    "MeanFieldSpec",
+    "SweepSpec",
+    "SolveSpec",
+    "ObserveSpec",
+    "OutputSpec",
+    "load_spec",
+    "parse_spec",
+    "run_study",
+    "run_chunk",
+    "compile_cache_dir",
+    "enable_compile_cache",
+]
+
+#: Variables a study Dataset may hold: name -> (units, long_name).
+VARIABLES = {
+    "R": ("1", "order parameter R, time-averaged"),
+    "R_std": ("1", "std of R(t) over the averaging window"),
+    "R_t": ("1", "order parameter R(t) = |Z(t)|"),
+    "theta": ("rad", "oscillator phase, wrapped to [-pi, pi)"),
+    "omega": ("rad", "natural frequency (rad per unit time)"),
+}
+COORDS = {
+    "K": ("rad", "coupling strength K (rad per unit time)"),
+    "lag": ("rad", "Sakaguchi phase lag alpha"),
+    "seed": ("1", "PRNG seed (frequencies and initial phases)"),
+    "time": ("1", "time (dimensionless model time)"),
+}
+
+
+def compile_cache_dir() -> Path:
+    """Where `run_study` keeps JAX's persistent compilation cache: `$KURALAB_CACHE_DIR`,
+    else `$XDG_CACHE_HOME/kuralab/jax` (default `~/.cache/kuralab/jax`)."""
+    env = os.environ.get("KURALAB_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "kuralab" / "jax"
+
+
+def enable_compile_cache(path: str | os.PathLike | None = None) -> Path | None:
+    """Turn on JAX's persistent compilation cache (minimum compile time 0, so every
+    compilation is cached). Keeps a directory the user already configured.
+
+    **Returns:** the cache directory in use, or `None` if it could not be created.
+    """
+    current = jax.config.jax_compilation_cache_dir
+    if current:
+        return Path(current)
+    path = Path(path) if path is not None else compile_cache_dir()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    return path
+
+
+@dataclass(frozen=True)
+class _RunConfig:
+    """Everything static about one simulation (hashable: the jit cache key)."""
+
+    n: int
+    distribution: str
+    loc: float
+    scale: float
+    sampling: str
+    t0: float
+    t1: float
+    dt: float
+    solver: str
+    save_every: int
+    window_start: int  # index of the first saved sample inside the window
+    num_saved: int
+    order_parameter: bool
+    trajectories: bool
+
+
+def _config(spec: StudySpec) -> _RunConfig:
+    f, s, o = spec.model.frequencies, spec.solve, spec.observe
+    times = s.save_times()
+    cutoff = s.t1 - o.window - 1e-9 * max(1.0, abs(s.t1))
+    return _RunConfig(
+        n=spec.model.n,
+        distribution=f.distribution,
+        loc=f.loc,
+        scale=f.scale,
+        sampling=f.sampling,
+        t0=s.t0,
+        t1=s.t1,
+        dt=s.dt,
+        solver=s.solver,
+        save_every=s.save_every,
+        window_start=int((times < cutoff).sum()),
+        num_saved=len(times),
+        order_parameter=o.order_parameter,
+        trajectories=o.trajectories,
+    )
+
+
+def _save_R(t, theta):
+    """`SaveAt.fn`: the order parameter magnitude |Z|(t)."""
+    return jnp.abs(order_parameter(theta))
+
+
+def _save_R_theta(t, theta):
+    """`SaveAt.fn` when full trajectories are requested: (|Z|(t), theta(t))."""
+    return _save_R(t, theta), theta
+
+
+def _draw(cfg: _RunConfig, seed):
+    """Natural frequencies and initial phases for one seed (deterministic in `seed`)."""
+    key_omega, key_theta = jax.random.split(jax.random.key(seed))
+    omega = sample_frequencies(
+        key_omega,
+        cfg.n,
+        cfg.distribution,
+        loc=cfg.loc,
+        scale=cfg.scale,
+        sampling=cfg.sampling,
+    )
+    return omega, random_phases(key_theta, cfg.n)
+
+
+def _simulate_point(cfg: _RunConfig, K, lag, seed) -> dict:
+    """One sweep point, reduced on device."""
+    omega, theta0 = _draw(cfg, seed)
+    model = Kuramoto(omega, MeanField(K), lag=lag)
+    fn = _save_R_theta if cfg.trajectories else _save_R
+    traj = simulate(
+        model,
+        theta0,
+        t0=cfg.t0,
+        t1=cfg.t1,
+        dt=cfg.dt,
+        solver=cfg.solver,
+        saveat=SaveAt(every=cfg.save_every, fn=fn),
+        throw=False,
+    )
+    if cfg.trajectories:
+        R_t, theta = traj.ys
+    else:
+        R_t, theta = traj.ys, None
+    if R_t.shape != (cfg.num_saved,):
+        raise AssertionError(
+            f"kuralab bug: expected {cfg.num_saved} saved samples, got {R_t.shape}"
+        )
+    out = {"result": traj.result._value}
+    if cfg.order_parameter:
+        window = R_t[cfg.window_start :]
+        out["R"] = jnp.mean(window)
+        out["R_std"] = jnp.std(window)
+        out["R_t"] = R_t
+    if cfg.trajectories:
+        out["theta"] = theta
+    return out
+
+
+def _chunk_impl(cfg: _RunConfig, K, lag, seed) -> dict:
+    return jax.vmap(lambda k, a, s: _simulate_point(cfg, k, a, s))(K, lag, seed)
+
+
+def _omegas(cfg: _RunConfig, seeds) -> jax.Array:
+    """The natural frequencies of each seed, `(seed, osc)`."""
+    return jax.vmap(lambda s: _draw(cfg, s)[0])(seeds)
+
+
+@functools.cache
+def _jitted(name: str):
+    """`jax.jit` of a module-level function, built once per process (compiled once per
+    config and chunk size; the persistent cache keeps it across processes)."""
+    return jax.jit({"chunk": _chunk_impl, "omegas": _omegas}[name], static_argnums=0)
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """The flattened sweep grid: one entry per simulation, C order over
+    (axes..., seed)."""
+
+    K: np.ndarray  # float64, one entry per point
+    lag: np.ndarray  # float64
+    seed: np.ndarray  # int64
+    shape: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.seed)
+
+
+def _grid(spec: StudySpec) -> _Grid:
+    sweep = spec.sweep
+    axes = [np.asarray(v, dtype=np.float64) for _, v in sweep.axes]
+    axes.append(np.asarray(sweep.seeds, dtype=np.int64))
+    mesh = np.meshgrid(*axes, indexing="ij") if axes else []
+    flat = {name: m.ravel() for (name, _), m in zip(sweep.axes, mesh, strict=False)}
+    seed = mesh[-1].ravel()
+    size = seed.size
+
+    def column(name):
+        if name in flat:
+            return flat[name]
+        return np.full(size, spec.fixed(name), dtype=np.float64)
+
+    return _Grid(K=column("K"), lag=column("lag"), seed=seed, shape=sweep.shape)
+
+
+def _check_representable(spec: StudySpec, grid: _Grid) -> None:
+    """Every number must fit the run's float dtype (float32 unless x64 is enabled)."""
+    dtype = np.dtype(jnp.result_type(float))
+    limit = float(np.finfo(dtype).max)
+    f, s = spec.model.frequencies, spec.solve
+    values = {
+        "model.frequencies.scale": f.scale,
+        "model.frequencies.loc": f.loc,
+        "solve.t0": s.t0,
+        "solve.t1": s.t1,
+    }
+    for name in SWEEPABLE:
+        column = getattr(grid, name)
+        key = f"sweep.{name}" if name in spec.sweep.names else SWEEPABLE[name]
+        values[key] = float(column[np.argmax(np.abs(column))])
+    for key, value in values.items():
+        if abs(value) > limit:
+            raise SpecError(
+                f"{key} = {value!r}: expected a number within +-{limit:.4g} (the "
+                f"{dtype} range of this run)"
+            )
+
+
+def _chunks(grid: _Grid, chunk_size: int) -> list[slice]:
+    size = min(chunk_size, grid.size)
+    return [slice(i, min(i + size, grid.size)) for i in range(0, grid.size, size)]
+
+
+def run_chunk(spec: StudySpec, grid: _Grid, where: slice) -> dict:
+    """Run the points `grid[where]` as one vmapped batch; returns numpy arrays with a
+    leading point axis. The batch is padded to the chunk size (repeating its last point)
+    so that every chunk reuses one compilation."""
+    size = min(spec.output.chunk_size, grid.size)
+    count = where.stop - where.start
+    pad = np.concatenate(
+        [np.arange(where.start, where.stop), np.full(size - count, where.stop - 1)]
+    )
+    dtype = jnp.result_type(float)
+    out = _jitted("chunk")(
+        _config(spec),
+        jnp.asarray(grid.K[pad], dtype=dtype),
+        jnp.asarray(grid.lag[pad], dtype=dtype),
+        jnp.asarray(grid.seed[pad], dtype=jnp.int32),
+    )
+    return {name: np.asarray(value)[:count] for name, value in out.items()}
+
+
+def _check_results(spec: StudySpec, grid: _Grid, results) -> None:
+    ok = results == RESULTS.successful._value
+    if ok.all():
+        return
+    i = int(np.argmin(ok))
+    where = ", ".join(
+        [f"{name} = {getattr(grid, name)[i]:g}" for name in spec.sweep.names]
+        + [f"seed = {grid.seed[i]}"]
+    )
+    message = RESULTS._index_to_message[int(results[i])]
+    raise SimulationError(
+        f"{int((~ok).sum())} of {ok.size} simulations failed (first at {where}): "
+        f"{message}"
+    )
+
+
+def _combine(spec: StudySpec, grid: _Grid, parts: list[dict]):
+    """Concatenate per-chunk results and shape them into the study Dataset."""
+    merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    _check_results(spec, grid, merged.pop("result"))
+    dims = [*spec.sweep.names, "seed"]
+    coords = {name: np.asarray(values) for name, values in spec.sweep.axes}
+    coords["seed"] = np.asarray(spec.sweep.seeds, dtype=np.int64)
+    data = {}
+    if spec.observe.order_parameter:
+        coords["time"] = spec.solve.save_times()
+        data["R"] = (dims, merged["R"].reshape(grid.shape))
+        data["R_std"] = (dims, merged["R_std"].reshape(grid.shape))
+        data["R_t"] = (
+            [*dims, "time"],
+            merged["R_t"].reshape(grid.shape + merged["R_t"].shape[1:]),
+        )
+    if spec.observe.trajectories:
+        coords["time"] = spec.solve.save_times()
+        theta = merged["theta"]
+        data["theta"] = (
+            [*dims, "time", "osc"],
+            theta.reshape(grid.shape + theta.shape[1:]),
+        )
+        seeds = np.asarray(spec.sweep.seeds, dtype=np.int32)
+        omega = np.asarray(_jitted("omegas")(_config(spec), seeds))
+        data["omega"] = (["seed", "osc"], omega)
+    ds = xr.Dataset(data, coords=coords)
+    for name in ds.variables:
+        table = VARIABLES if name in VARIABLES else COORDS
+        if name in table:
+            units, long_name = table[name]
+            ds[name].attrs.update(units=units, long_name=long_name)
+    ds.attrs.update(_attrs(spec))
+    return ds
+
+
+def _attrs(spec: StudySpec) -> dict:
+    """Dataset attributes describing the study (netCDF-safe scalars only)."""
+    m, f, c, s = spec.model, spec.model.frequencies, spec.model.coupling, spec.solve
+    attrs = {
+        "study": spec.study.name,
+        "description": spec.study.description,
+        "model": m.kind,
+        "n": m.n,
+        "distribution": f.distribution,
+        "loc": f.loc,
+        "scale": f.scale,
+        "sampling": f.sampling,
+        "coupling": c.kind,
+        "swept": " ".join(spec.sweep.names),
+        "t0": s.t0,
+        "t1": s.t1,
+        "dt": s.dt,
+        "solver": s.solver,
+        "save_every": s.save_every,
+        "window": spec.observe.window,
+    }
+    for name in SWEEPABLE:
+        if name not in spec.sweep.names:
+            attrs[name] = spec.fixed(name)
+    return attrs
+
+
+def run_study(
+    spec: StudySpec | str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    *,
+    spec_text: str | None = None,
+    progress: bool = True,
+    compile_cache: bool = True,
+) -> Path:
+    """Run a study in-process and write its netCDF file atomically.
+
+    The sweep grid (product of the `[sweep]` axes, times the seeds) is split into
+    chunks of `output.chunk_size` points; each chunk is one `jax.vmap`-ed, jitted call
+    (the last chunk is padded, so all chunks share one compilation), reduced on device
+    to `R`, `R_std` and `R_t`. The same spec and seeds give identical data.
+
+    **Arguments:**
+
+    - `spec`: a `StudySpec`, or the path of a spec file.
+    - `out`: output path (default `spec.output.path`, relative to the working
+      directory); parent directories are created.
+
+    **Other arguments:**
+
+    - `spec_text`: the spec's TOML text for provenance (default: the file's text, or
+      `spec.to_toml()`).
+    - `progress`: print one progress line per chunk on stderr.
+    - `compile_cache`: enable JAX's persistent compilation cache (`compile_cache_dir()`)
+      for this process.
+
+    **Returns:** the path written. Nothing is written if anything fails first.
+
+    **Dataset:** dimensions are the swept parameters (named after them, e.g. `K`), then
+    `seed`, `time` (and `osc` with trajectories). Variables: `R` and `R_std` (over the
+    final `observe.window`), `R_t` (|Z| every `solve.save_every` steps), and with
+    `observe.trajectories` also `theta` and `omega`.
+    """
+    if not isinstance(spec, StudySpec):
+        spec, text = _read_spec(spec)
+        spec_text = spec_text if spec_text is not None else text
+    if spec_text is None:
+        spec_text = spec.to_toml()
+    path = Path(out if out is not None else spec.output.path)
+    if compile_cache:
+        enable_compile_cache()
+
+    grid = _grid(spec)
+    _check_representable(spec, grid)
+    chunks = _chunks(grid, spec.output.chunk_size)
+    parts = []
+    start = time.perf_counter()
+    for i, where in enumerate(chunks):
+        parts.append(run_chunk(spec, grid, where))
+        if progress:
+            _report(spec.study.name, i + 1, len(chunks), where.stop, grid.size, start)
+    ds = _combine(spec, grid, parts)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return Path(io.save(ds, path, spec=spec_text, seeds=list(spec.sweep.seeds)))
+
+
+def _report(name: str, done: int, total: int, points: int, size: int, start: float):
+    elapsed = time.perf_counter() - start
+    eta = elapsed / done * (total - done)
+    print(
+        f"[{name}] chunk {done}/{total} ({points}/{size} points) "
+        f"{elapsed:.1f} s elapsed, {points / elapsed:.2f} points/s, ETA {eta:.0f} s",
+        file=sys.stderr,
+        flush=True,
+    )

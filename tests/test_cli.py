@@ -1,0 +1,209 @@
+"""The `kuralab` command line, run as a subprocess (`python -m kuralab.cli`) the way
+users run it, plus in-process `main()` calls for the many error classes (fast)."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from kuralab.cli import main
+from kuralab.study import load_spec
+
+ROOT = pathlib.Path(__file__).parents[1]
+QUICKSTART = ROOT / "studies" / "quickstart.toml"
+
+TINY = """
+[study]
+name = "tiny_cli"
+
+[model]
+kind = "kuramoto"
+n = 32
+
+[model.frequencies]
+distribution = "gaussian"
+scale = 0.5
+
+[model.coupling]
+kind = "mean_field"
+
+[sweep]
+K = [0.5, 2.0]
+seeds = 2
+
+[solve]
+t1 = 2.0
+dt = 0.1
+save_every = 2
+"""
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """Environment for subprocesses: a private compile cache, no stray output."""
+    out = dict(os.environ)
+    out["KURALAB_CACHE_DIR"] = str(tmp_path_factory.mktemp("jax_cache"))
+    return out
+
+
+def kuralab(*args, env, cwd=ROOT):
+    return subprocess.run(
+        [sys.executable, "-m", "kuralab.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def assert_one_error_line(stderr: str, *needles: str):
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: "), stderr
+    assert "Traceback" not in stderr
+    for needle in needles:
+        assert needle in lines[0], stderr
+
+
+# ---------------------------------------------------------------------------------
+# Subprocess: what users see
+# ---------------------------------------------------------------------------------
+
+
+def test_help(env):
+    proc = kuralab("--help", env=env)
+    assert proc.returncode == 0, proc.stderr
+    for command in ("run", "validate", "plot", "info"):
+        assert command in proc.stdout
+
+
+def test_validate_quickstart(env):
+    proc = kuralab("validate", QUICKSTART, env=env)
+    assert proc.returncode == 0, proc.stderr
+    points = load_spec(QUICKSTART).num_points
+    assert proc.stdout.strip() == f"ok: quickstart ({points} points)"
+    assert proc.stderr == ""
+
+
+BAD = {
+    "unknown key": (("dt = 0.1", "dtt = 0.1"), "solve.dtt", "did you mean 'dt'"),
+    "wrong type": (("n = 32", "n = true"), "model.n = true", "integer"),
+    "negative dt": (("dt = 0.1", "dt = -0.1"), "solve.dt = -0.1", "> 0"),
+}
+
+
+@pytest.mark.parametrize("case", BAD, ids=str)
+def test_run_bad_spec(case, env, tmp_path):
+    (old, new), key, hint = BAD[case]
+    spec = tmp_path / "bad.toml"
+    spec.write_text(TINY.replace(old, new))
+    out = tmp_path / "out.nc"
+    proc = kuralab("run", spec, "--out", out, env=env)
+    assert proc.returncode == 2
+    assert_one_error_line(proc.stderr, "bad.toml", key, hint)
+    assert proc.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
+
+
+def test_missing_file(env, tmp_path):
+    proc = kuralab("validate", tmp_path / "nope.toml", env=env)
+    assert proc.returncode == 2
+    assert_one_error_line(proc.stderr, "nope.toml", "no such file")
+
+
+def test_bad_arguments(env):
+    proc = kuralab("run", env=env)
+    assert proc.returncode == 2
+    assert_one_error_line(proc.stderr, "STUDY.toml")
+
+
+def test_run_tiny_study(env, tmp_path):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY)
+    out = tmp_path / "sub" / "tiny.nc"
+    proc = kuralab("run", spec, "--out", out, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert out.exists()
+    assert f"wrote {out}" in proc.stdout
+    import kuralab as kl
+
+    ds = kl.io.load(out)
+    assert ds["R"].dims == ("K", "seed")
+    assert ds.attrs["spec"] == TINY
+    assert ds.attrs["distribution"] == "gaussian"
+    # No stray files: only the result (no temporaries, nothing at the default path).
+    assert sorted(p.name for p in out.parent.iterdir()) == ["tiny.nc"]
+    assert not (tmp_path / "data").exists()
+
+    # plot, in-process (the subprocess import cost is paid once above).
+    png = tmp_path / "tiny.png"
+    assert main(["plot", str(out), "--out", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_info(env):
+    proc = kuralab("info", env=env)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("kuralab", "jax", "diffrax", "equinox", "xarray", "devices", "cache"):
+        assert name in proc.stdout
+    assert env["KURALAB_CACHE_DIR"] in proc.stdout
+
+
+# ---------------------------------------------------------------------------------
+# In-process: every error class gives one line and status 2
+# ---------------------------------------------------------------------------------
+
+IN_PROCESS = {
+    "missing section": (TINY.split("[solve]")[0], "solve: missing section"),
+    "empty sweep": (TINY.replace("K = [0.5, 2.0]", "K = []"), "sweep.K = []"),
+    "window too long": (TINY + "\n[observe]\nwindow = 5.0\n", "observe.window = 5.0"),
+    "unknown solver": (
+        TINY.replace("save_every", 'solver = "rk5"\nsave_every'),
+        "'rk4'",
+    ),
+    "bool for number": (TINY.replace("t1 = 2.0", "t1 = true"), "solve.t1 = true"),
+}
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+@pytest.mark.parametrize("case", IN_PROCESS, ids=str)
+def test_error_classes_in_process(case, command, tmp_path, capsys):
+    text, needle = IN_PROCESS[case]
+    spec = tmp_path / "bad.toml"
+    spec.write_text(text)
+    args = [command, str(spec)] + (
+        ["--out", str(tmp_path / "x.nc")] if command == "run" else []
+    )
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert_one_error_line(captured.err, needle)
+    assert [p.name for p in tmp_path.iterdir()] == ["bad.toml"]
+
+
+def test_plot_errors(tmp_path, capsys):
+    assert main(["plot", str(tmp_path / "none.nc")]) == 2
+    assert_one_error_line(capsys.readouterr().err, "none.nc", "no such file")
+    junk = tmp_path / "junk.nc"
+    junk.write_text("not netCDF")
+    assert main(["plot", str(junk), "--out", str(tmp_path / "j.png")]) == 2
+    assert_one_error_line(capsys.readouterr().err, "junk.nc")
+    assert not (tmp_path / "j.png").exists()
+
+
+def test_out_is_a_directory(tmp_path, capsys):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY)
+    assert main(["run", str(spec), "--out", str(tmp_path)]) == 2
+    assert_one_error_line(capsys.readouterr().err, "--out", "directory")
+
+
+def test_no_command(capsys):
+    assert main([]) == 2
+    assert_one_error_line(capsys.readouterr().err, "command")
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("kuralab ")
