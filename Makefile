@@ -18,11 +18,13 @@ run: $(STAMP)
 	$(PY) analysis/quickstart.py data/runs/quickstart.nc --out data/runs/quickstart.png
 
 # Default suite (under 10 minutes on 2 cores); slow theory checks are separate.
+PYTEST := $(PY) -m pytest -n 2 --dist loadfile -q
+
 test: $(STAMP)
-	$(PY) -m pytest -m "not slow" -q
+	$(PYTEST) -m "not slow"
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -m slow -q
+	$(PYTEST) -m slow
 
 test-all: test test-slow
 

@@ -14,9 +14,11 @@ from ._coupling import (
     MeanField as MeanField,
     SparseCoupling as SparseCoupling,
 )
+from ._delays import Delays as Delays
 from ._integrate import (
     RESULTS as RESULTS,
     RK4 as RK4,
+    SDE_SOLVERS as SDE_SOLVERS,
     SOLVERS as SOLVERS,
     SaveAt as SaveAt,
     SimulationError as SimulationError,
@@ -34,6 +36,7 @@ from ._models.base import (
     AbstractSphereModel as AbstractSphereModel,
 )
 from ._models.kuramoto import Forcing as Forcing, Kuramoto as Kuramoto
+from ._noise import Noise as Noise
 from ._observables import (
     circular_variance as circular_variance,
     cluster_order as cluster_order,

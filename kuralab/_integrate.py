@@ -22,6 +22,7 @@ Design (DESIGN.md §1, §4):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
@@ -30,9 +31,17 @@ import diffrax as dfx
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import lineax as lx
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
+from ._delays import (
+    DELAY_SOLVERS,
+    SDDE_SOLVERS,
+    DelaySolver,
+    init_history,
+    tabulated_history,
+)
 from ._misc import TWO_PI, _wrap_and_turns, check_finite, is_concrete, nearest
 from ._models.base import AbstractModel
 
@@ -91,15 +100,32 @@ SOLVERS: dict[str, Callable[[], dfx.AbstractSolver]] = {
 #: Named solvers without an embedded error estimate (fixed step only).
 _NO_ERROR_ESTIMATE = (dfx.Euler, RK4)
 
+#: Solvers for models with noise (additive, so Ito and Stratonovich agree).
+SDE_SOLVERS: dict[str, Callable[[], dfx.AbstractSolver]] = {
+    "euler": dfx.Euler,  # Euler--Maruyama, strong order 1 for additive noise
+    "heun": dfx.Heun,  # stochastic Heun
+    "euler_heun": dfx.EulerHeun,
+    "sra1": dfx.SRA1,  # strong order 1.5 for additive noise
+    "shark": dfx.ShARK,  # strong order 1.5 for additive noise
+}
+_NEEDS_LEVY_AREA = (dfx.SRA1, dfx.ShARK)
+BROWNIAN = ("tree", "increments")
 
-def _resolve_solver(solver) -> dfx.AbstractSolver:
+
+def _resolve_solver(solver, stochastic: bool = False) -> dfx.AbstractSolver:
     if isinstance(solver, str):
-        if solver not in SOLVERS:
+        table = SDE_SOLVERS if stochastic else SOLVERS
+        if solver not in table:
+            if stochastic and solver in SOLVERS:
+                raise ValueError(
+                    f"solver {solver!r} is not an SDE solver; the model has noise, so "
+                    f"use one of {sorted(SDE_SOLVERS)}"
+                )
             raise ValueError(
-                f"unknown solver {solver!r}; expected one of {sorted(SOLVERS)} or a "
-                "diffrax solver instance" + nearest(solver, SOLVERS)
+                f"unknown solver {solver!r}; expected one of {sorted(table)} or a "
+                "diffrax solver instance" + nearest(solver, table)
             )
-        return SOLVERS[solver]()
+        return table[solver]()
     if isinstance(solver, dfx.AbstractSolver):
         return solver
     raise TypeError(
@@ -109,7 +135,9 @@ def _resolve_solver(solver) -> dfx.AbstractSolver:
 
 
 def _solver_name(solver: dfx.AbstractSolver) -> str:
-    for name, cls in SOLVERS.items():
+    if isinstance(solver, DelaySolver):
+        return solver.method
+    for name, cls in (SOLVERS | SDE_SOLVERS).items():
         if type(solver) is cls:
             return name
     return type(solver).__name__
@@ -139,11 +167,52 @@ def _state(model: AbstractModel, Y):
     return Y[0] if model.manifold == "torus" else Y
 
 
-def _vector_field(t, Y, model: AbstractModel):
+def _vector_field(t, Y, args):
+    # args is the model, or (model, history) inside the delay solver.
+    model, history = args if isinstance(args, tuple) else (args, None)
     if model.manifold == "torus":
         theta, turns = Y
-        return (model.drift(t, theta, None), jnp.zeros_like(turns))
+        delayed = None if history is None else history.delayed(t, theta)
+        return (model.drift(t, theta, delayed), jnp.zeros_like(turns))
     return model.drift(t, Y, None)
+
+
+def _diffusion_vf(t, Y, model: AbstractModel):
+    """Diagonal additive noise on the phases; the winding numbers get a zero block."""
+    theta, turns = Y
+    g = model.diffusion(t, theta)
+    return lx.DiagonalLinearOperator((g, jnp.zeros_like(turns)))
+
+
+class _PhaseBrownianPath(dfx.AbstractBrownianPath):
+    """One Brownian path on the phases, presented as the pair `(dW, 0)` that matches the
+    internal state `(theta, turns)`. Every SDE solver sees the same path for a key."""
+
+    path: dfx.AbstractBrownianPath
+
+    @property
+    def t0(self):
+        return self.path.t0
+
+    @property
+    def t1(self):
+        return self.path.t1
+
+    @property
+    def levy_area(self):
+        return self.path.levy_area
+
+    def evaluate(self, t0, t1=None, left=True, use_levy=False):
+        out = self.path.evaluate(t0, t1, left, use_levy)
+        if isinstance(out, dfx.AbstractBrownianIncrement):
+            fields = {f.name: getattr(out, f.name) for f in dataclasses.fields(out)}
+            return type(out)(
+                **{
+                    k: (v, v) if k == "dt" else (v, jnp.zeros_like(v))
+                    for k, v in fields.items()
+                }
+            )
+        return (out, jnp.zeros_like(out))
 
 
 class _Retract(dfx.AbstractWrappedSolver):
@@ -166,6 +235,11 @@ class _Retract(dfx.AbstractWrappedSolver):
     @property
     def term_compatible_contr_kwargs(self):
         return self.solver.term_compatible_contr_kwargs
+
+    @property
+    def scan_kind(self):
+        # diffrax inspects this on Runge--Kutta solvers (isinstance is forwarded).
+        return getattr(self.solver, "scan_kind", None)
 
     def order(self, terms):
         return self.solver.order(terms)
@@ -345,6 +419,7 @@ def simulate(
     solver: str | dfx.AbstractSolver = "rk4",
     saveat: SaveAt | None = None,
     key=None,
+    brownian: str = "tree",
     stepsize_controller: dfx.AbstractStepSizeController | None = None,
     max_steps: int | None = None,
     adjoint: dfx.AbstractAdjoint | None = None,
@@ -362,25 +437,35 @@ def simulate(
       of size `(t1 - t0)/n`. With a step-size controller it is the initial step and the
       spacing of the default save grid.
     - `solver`: `"euler"`, `"heun"`, `"midpoint"`, `"ralston"`, `"rk4"` (default),
-      `"bosh3"`, `"tsit5"`, `"dopri5"`, `"dopri8"`, or any diffrax solver.
+      `"bosh3"`, `"tsit5"`, `"dopri5"`, `"dopri8"`, or any diffrax solver. Models with
+      noise take `"euler"` (Euler--Maruyama), `"heun"`, `"euler_heun"`, `"sra1"` or
+      `"shark"` (default for them: `"euler"` when `"rk4"` is left as the default). Models
+      with delays take `"euler"`, `"heun"` or `"rk4"` (`"euler"`/`"heun"` with noise).
     - `saveat`: a `kl.SaveAt`; default saves every step (adaptive: every `dt`).
+    - `key`: PRNG key for models with noise (required there, ignored otherwise).
 
     **Other arguments:**
 
-    - `key`: PRNG key for stochastic models (ignored by deterministic ones).
+    - `brownian`: the Brownian path for noisy models. `"tree"` (default; a
+      `diffrax.VirtualBrownianTree` on a dyadic resolution of `[t0, t1]`): the same
+      `key` gives the same path whatever the save grid and whatever `dt`, so a run can be
+      repeated at a finer step for convergence checks, and reverse-mode gradients work.
+      `"increments"` (`diffrax.UnsafeBrownianPath`): about 10x faster; the same key gives
+      the same path only on the same step grid; gradients only in forward mode.
     - `stepsize_controller`: e.g. `diffrax.PIDController(rtol=1e-6, atol=1e-8)` for
       adaptive stepping (phases are wrapped, so use atol-dominated tolerances).
     - `max_steps`: step budget for adaptive runs (default `max(4096, 16 n)`).
     - `adjoint`: a diffrax adjoint for gradients (default
-      `diffrax.RecursiveCheckpointAdjoint()`).
+      `diffrax.RecursiveCheckpointAdjoint()`; `diffrax.ForwardMode()` with
+      `brownian="increments"`).
     - `progress`: show a progress meter (tqdm); for long single runs only.
     - `throw`: raise `kl.SimulationError` on failure (default); with `False` the failure
       is reported in `Trajectory.result` and the run still returns.
 
     **Returns:** a `kl.Trajectory`.
 
-    Works under `jax.jit`, `jax.vmap` (over model parameters and initial states) and
-    `jax.grad` (differentiate through the integration).
+    Works under `jax.jit`, `jax.vmap` (over model parameters, initial states and keys)
+    and `jax.grad` (differentiate through the integration).
     """
     if not isinstance(model, AbstractModel):
         raise TypeError(
@@ -402,12 +487,23 @@ def simulate(
             f"shape {tuple(y0.shape)}"
         )
     check_finite("y0", y0)
-    if model.sender_delays is not None or model.diffusion(t0, y0) is not None:
-        raise NotImplementedError(
-            "models with delays or noise need the delay/SDE integrators, which this "
-            "version of kuralab does not have yet"
-        )
-    base = _resolve_solver(solver)
+    noisy = model.diffusion(t0, y0) is not None
+    delays = model.sender_delays
+    if (noisy or delays is not None) and model.manifold != "torus":
+        raise ValueError("noise and delays are supported for phase models only")
+    if noisy:
+        if key is None:
+            raise ValueError("`key` is required: the model has noise (kl.Noise)")
+        if brownian not in BROWNIAN:
+            raise ValueError(
+                f"`brownian` must be one of {BROWNIAN}; got {brownian!r}"
+                + nearest(str(brownian), BROWNIAN)
+            )
+        if getattr(model, "noise", None) is not None:
+            model.noise.check_nonnegative(t0, t1)
+        if solver == "rk4":  # the ODE default; the SDE default is Euler--Maruyama
+            solver = "euler"
+    base = _resolve_solver(solver, stochastic=noisy)
     if saveat is None:
         saveat = SaveAt(every=1)
     elif not isinstance(saveat, SaveAt):
@@ -418,6 +514,15 @@ def simulate(
         stepsize_controller, dfx.ConstantStepSize
     )
     if adaptive:
+        if delays is not None:
+            raise ValueError(
+                "models with delays need a fixed step (solver 'euler', 'heun' or 'rk4' "
+                "and no stepsize_controller): diffrax has no adaptive delay support"
+            )
+        if noisy and brownian == "increments":
+            raise ValueError(
+                "brownian='increments' cannot be used with adaptive steps; use 'tree'"
+            )
         if isinstance(base, _NO_ERROR_ESTIMATE):
             raise ValueError(
                 f"solver {_solver_name(base)!r} has no error estimate, so it cannot be "
@@ -452,9 +557,34 @@ def simulate(
                     f"SaveAt `ts` must lie within [t0, t1] = [{t0}, {t1}]; got "
                     f"[{tsn[0]}, {tsn[-1]}]"
                 )
+
+    sde = None
+    if noisy:
+        levy = dfx.SpaceTimeLevyArea if isinstance(base, _NEEDS_LEVY_AREA) else None
+        # A dyadic resolution of [t0, t1] finer than the step: the path depends only on
+        # (key, t0, t1), and runs with 2^k steps sample it at shared dyadic nodes.
+        tol = (t1 - t0) / 2 ** math.ceil(math.log2(2 * n))
+        sde = (brownian, levy, tol)
+        if brownian == "increments":
+            if adjoint is None:
+                adjoint = dfx.ForwardMode()
+            elif not isinstance(adjoint, dfx.ForwardMode):
+                raise ValueError(
+                    "brownian='increments' supports only forward-mode gradients "
+                    "(adjoint=diffrax.ForwardMode()); use brownian='tree' for reverse mode"
+                )
+    delay_cfg, past = None, None
+    if delays is not None:
+        y0, delay_cfg, past = _prepare_delays(model, y0, solver, noisy, t0, dt0)
+        base = dfx.Euler()  # placeholder for naming; the delay solver replaces it
     if adjoint is None:
         adjoint = dfx.RecursiveCheckpointAdjoint()
+    if isinstance(adjoint, dfx.ForwardMode) and getattr(base, "scan_kind", 0) is None:
+        # What diffrax's ForwardMode does to RK solvers, done before wrapping them.
+        base = eqx.tree_at(lambda s: s.scan_kind, base, "lax", is_leaf=lambda x: x is None)
     meter = dfx.TqdmProgressMeter() if progress else dfx.NoProgressMeter()
+    if key is not None and not noisy:
+        key = None  # deterministic: the key plays no part (and must not recompile)
 
     out = _solve(
         model,
@@ -463,19 +593,67 @@ def simulate(
         jnp.asarray(t0, dtype=y0.dtype),
         jnp.asarray(t1, dtype=y0.dtype),
         jnp.asarray(dt0, dtype=y0.dtype),
+        key,
+        past,
         n=n,
         solver=base,
         controller=controller,
         max_steps=steps_budget,
         adjoint=adjoint,
         meter=meter,
+        sde=sde,
+        delay=delay_cfg,
     )
-    traj = Trajectory(
-        **out, model=model, solver=_solver_name(base), dt=dt0, t0=t0, t1=t1
-    )
+    name = delay_cfg[0] if delay_cfg is not None else _solver_name(base)
+    traj = Trajectory(**out, model=model, solver=name, dt=dt0, t0=t0, t1=t1)
     if throw:
         traj = _raise_on_failure(traj)
     return traj
+
+
+def _prepare_delays(model, y0, solver, noisy: bool, t0: float, dt0: float):
+    """Validate a delayed model's settings; return (y0, static config, pre-history)."""
+    delays = model.sender_delays
+    allowed = SDDE_SOLVERS if noisy else DELAY_SOLVERS
+    if not isinstance(solver, str) or solver not in allowed:
+        raise ValueError(
+            f"models with delays{' and noise' if noisy else ''} need solver in "
+            f"{allowed} (fixed step); got {solver!r}"
+        )
+    n_osc = y0.shape[0]
+    tau = delays.per_sender(n_osc, dt0)
+    if is_concrete(tau):
+        positive = np.asarray(tau)[np.asarray(tau) > 0]
+        if positive.size and positive.min() < dt0 * (1 - 1e-6):
+            raise ValueError(
+                f"a delay tau = {positive.min():g} is shorter than the step dt = "
+                f"{dt0:g}; explicit solvers would need the unknown present. Use dt <= "
+                "the smallest positive delay (zero delays are fine)"
+            )
+    if delays.convention == "kuranet":
+        if solver != "euler":
+            raise ValueError(
+                "Delays(convention='kuranet') reproduces the reference Euler scheme; "
+                "use solver='euler'"
+            )
+        warm_steps = round(delays.bound(dt0) / dt0) + 1
+        # KuraNet: the network runs max(tau)+1 Euler steps without delays (and without
+        # noise) before t0, and that run is the history.
+        plain = eqx.tree_at(
+            lambda m: (m.delays, m.noise), model, (None, None), is_leaf=lambda x: x is None
+        )
+        warm = simulate(
+            plain, y0, t0=t0 - warm_steps * dt0, t1=t0, dt=dt0, solver="euler"
+        )
+        past_values = warm.ys[:-1]
+        past_derivs = jax.vmap(lambda t, th: plain.drift(t, th, None))(
+            warm.ts[:-1], past_values
+        )
+        left = plain.drift(t0, warm.final, None)  # the warm-up's slope arriving at t0
+        past = (past_values, past_derivs, left)
+        return warm.final, ("euler", warm_steps + 1, "tabulated"), past
+    n_slots = math.ceil(delays.bound(dt0) / dt0 - 1e-9) + 2
+    return y0, (solver, n_slots, delays.history), None
 
 
 def _raise_on_failure(traj: Trajectory) -> Trajectory:
@@ -503,10 +681,26 @@ def _raise_on_failure(traj: Trajectory) -> Trajectory:
 
 @eqx.filter_jit
 def _solve(
-    model, y0, saveat, t0, t1, dt0, *, n, solver, controller, max_steps, adjoint, meter
+    model,
+    y0,
+    saveat,
+    t0,
+    t1,
+    dt0,
+    key,
+    past,
+    *,
+    n,
+    solver,
+    controller,
+    max_steps,
+    adjoint,
+    meter,
+    sde,
+    delay,
 ) -> dict:
     """The compiled solve: one compilation per (structure, shapes, n, save policy);
-    `t0`, `t1`, `dt0` and every model parameter are traced."""
+    `t0`, `t1`, `dt0`, the key and every model parameter are traced."""
     Y0 = _pack(model, y0)
     save_fn = _make_save_fn(saveat.fn)
     if saveat.ts is not None:
@@ -517,8 +711,27 @@ def _solve(
         k = saveat.every or 1
         user = dfx.SubSaveAt(t0=True, steps=k, t1=bool(n % k), fn=save_fn)
     final = dfx.SubSaveAt(t1=True, fn=_final_fn)
+    terms = dfx.ODETerm(_vector_field)
+    if sde is not None:
+        kind, levy, tol = sde
+        shape = jax.ShapeDtypeStruct(y0.shape, y0.dtype)
+        levy_kw = {} if levy is None else dict(levy_area=levy)
+        if kind == "tree":
+            bm = dfx.VirtualBrownianTree(t0, t1, tol=tol, shape=shape, key=key, **levy_kw)
+        else:
+            bm = dfx.UnsafeBrownianPath(shape=shape, key=key, **levy_kw)
+        terms = dfx.MultiTerm(terms, dfx.ControlTerm(_diffusion_vf, _PhaseBrownianPath(bm)))
+    if delay is not None:
+        method, n_slots, history = delay
+        tau = model.sender_delays.per_sender(y0.shape[0], dt0).astype(y0.dtype)
+        if past is None:
+            drift0 = model.drift(t0, Y0[0], None)
+            hist0 = init_history(Y0[0], drift0, tau, dt0, t0, n_slots, history)
+        else:
+            hist0 = tabulated_history(past[0], past[1], tau, dt0, t0, past[2])
+        solver = DelaySolver(method, hist0)
     sol = dfx.diffeqsolve(
-        dfx.ODETerm(_vector_field),
+        terms,
         _Retract(solver),
         t0,
         t1,

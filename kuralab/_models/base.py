@@ -13,7 +13,7 @@ Integration (`kl.simulate`) relies only on this contract:
   model without delays, else the per-sender delayed state `y_j(t - tau_j)`.
 - `diffusion(t, y)`: `None` for a deterministic model, else the diagonal noise amplitude
   `g(t, y)` with `dy = drift dt + g dW` (same shape as `y`).
-- `sender_delays`: `None`, or per-sender delays `tau_j >= 0` in time units.
+- `sender_delays`: `None`, or a `kl.Delays` (per-sender delays `tau_j >= 0`).
 - `project(y)`: the retraction onto the manifold.
 """
 
@@ -49,7 +49,7 @@ class AbstractModel(eqx.Module):
     @property
     @abc.abstractmethod
     def sender_delays(self):
-        """Per-sender delays `tau_j` in time units, shape `(osc,)`, or `None`."""
+        """The model's `kl.Delays` (per-sender delays), or `None`."""
 
     @abc.abstractmethod
     def project(self, y):

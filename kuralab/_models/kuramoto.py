@@ -7,7 +7,9 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
 from .._coupling import AbstractCoupling
+from .._delays import Delays
 from .._misc import as_float_array, check_finite
+from .._noise import Noise
 from .._schedules import AbstractSchedule, evaluate
 from .base import AbstractPhaseModel
 
@@ -55,8 +57,8 @@ class Forcing(eqx.Module):
 class Kuramoto(AbstractPhaseModel):
     r"""The Kuramoto model with phase lag (Sakaguchi) and forcing.
 
-    $$\dot\theta_i = \omega_i + \sum_j K_{ij}\sin(\theta_j - \theta_i - \alpha)
-      + h_i(t)\sin(\psi_i - \theta_i)$$
+    $$d\theta_i = \Big[\omega_i + \sum_j K_{ij}\sin(\theta_j(t - \tau_j) - \theta_i - \alpha)
+      + h_i(t)\sin(\psi_i - \theta_i)\Big] dt + \sqrt{2 D(t)}\, dW_i$$
 
     Coupling is row-i-receives; `kl.MeanField(K)` gives $K_{ij} = K/N$. The coupling sum is
     evaluated from phasors (`cos`, `sin` of each phase, two operator applications), so a
@@ -69,6 +71,11 @@ class Kuramoto(AbstractPhaseModel):
       `SparseCoupling`, `LatticeCoupling`).
     - `lag`: Sakaguchi phase lag $\alpha$ in radians (default 0).
     - `forcing`: optional `kl.Forcing`.
+    - `delays`: optional `kl.Delays` (per-sender transmission delays $\tau_j$).
+    - `noise`: optional `kl.Noise` (additive noise with diffusion coefficient $D$).
+
+    A model with noise needs `simulate(..., key=...)`; one with delays a fixed-step
+    solver (`"euler"`, `"heun"`, `"rk4"`; `"euler"`/`"heun"` when also noisy).
 
     ??? cite "Reference"
 
@@ -90,6 +97,8 @@ class Kuramoto(AbstractPhaseModel):
     coupling: AbstractCoupling
     lag: Array
     forcing: Forcing | None
+    delays: Delays | None
+    noise: Noise | None
 
     def __init__(
         self,
@@ -97,6 +106,8 @@ class Kuramoto(AbstractPhaseModel):
         coupling: AbstractCoupling,
         lag: ArrayLike = 0.0,
         forcing: Forcing | None = None,
+        delays: Delays | None = None,
+        noise: Noise | None = None,
     ):
         omega = jnp.asarray(omega)
         if not jnp.issubdtype(omega.dtype, jnp.floating):
@@ -126,10 +137,24 @@ class Kuramoto(AbstractPhaseModel):
                 raise TypeError(f"`forcing` must be kl.Forcing or None; got {forcing!r}")
             _check_coef("forcing.strength", forcing.strength, n)
             _check_coef("forcing.phase", forcing.phase, n)
+        if delays is not None:
+            if not isinstance(delays, Delays):
+                raise TypeError(f"`delays` must be kl.Delays or None; got {delays!r}")
+            if delays.tau.ndim == 1 and delays.tau.shape[0] != n:
+                raise ValueError(
+                    f"`delays.tau` must be a scalar or have shape ({n},); got "
+                    f"{delays.tau.shape}"
+                )
+        if noise is not None:
+            if not isinstance(noise, Noise):
+                raise TypeError(f"`noise` must be kl.Noise or None; got {noise!r}")
+            _check_coef("noise.D", noise.D, n)
         self.omega = omega
         self.coupling = coupling
         self.lag = as_float_array(lag)
         self.forcing = forcing
+        self.delays = delays
+        self.noise = noise
 
     @property
     def n_osc(self) -> int:
@@ -140,11 +165,13 @@ class Kuramoto(AbstractPhaseModel):
         return (self.n_osc,)
 
     @property
-    def sender_delays(self):
-        return None
+    def sender_delays(self) -> Delays | None:
+        return self.delays
 
     def diffusion(self, t, y):
-        return None
+        if self.noise is None:
+            return None
+        return self.noise.amplitude(t, (self.n_osc,))
 
     def coupling_term(self, t, theta, theta_senders=None):
         r"""$\sum_j K_{ij}\sin(\theta^{s}_j - \theta_i - \alpha)$, with sender phases

@@ -1,0 +1,216 @@
+"""Noise: SDE convergence orders, reproducible Brownian paths, stationary laws, gradients."""
+
+import diffrax as dfx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.optimize
+import scipy.special
+
+import kuralab as kl
+from kuralab.testing import assert_phase_allclose
+
+
+def _noisy_model(n=4, D=0.3, dtype=None):
+    omega = jnp.linspace(-0.5, 0.5, n, dtype=dtype)
+    return kl.Kuramoto(omega, kl.MeanField(1.2), forcing=kl.Forcing(0.4, 0.2),
+                       noise=kl.Noise(D))
+
+
+def _final_unwrapped(model, y0, key, dt, solver, t1=1.0):
+    tr = kl.simulate(model, y0, t1=t1, dt=dt, solver=solver, key=key,
+                     saveat=kl.SaveAt(final=True))
+    return tr.final + 2 * jnp.pi * tr.final_turns
+
+
+def _strong_errors(solver, ks, k_ref, n_paths=16):
+    model = _noisy_model(dtype=jnp.float64)
+    y0 = jnp.array([0.3, -1.0, 2.0, 0.5])
+    keys = jax.random.split(jax.random.key(0), n_paths)
+    ref = jax.vmap(lambda k: _final_unwrapped(model, y0, k, 2.0**-k_ref, "euler"))(keys)
+    errors = []
+    for k in ks:
+        out = jax.vmap(lambda key, k=k: _final_unwrapped(model, y0, key, 2.0**-k, solver))(keys)
+        errors.append(float(jnp.sqrt(jnp.mean((out - ref) ** 2))))
+    return np.array([2.0**-k for k in ks]), np.array(errors)
+
+
+@pytest.mark.parametrize(
+    "solver, order",
+    [("euler", 1.0), ("heun", 1.0), ("sra1", 1.5)],
+)
+@pytest.mark.slow
+def test_strong_convergence_order_additive_noise(x64, solver, order):
+    # Additive noise: Euler-Maruyama and Heun have strong order 1, SRA1 1.5. Every run
+    # samples the same Brownian path (VirtualBrownianTree on dyadic nodes), so the
+    # reference at a much finer step is the same realisation.
+    dts, errors = _strong_errors(solver, ks=[4, 5, 6, 7], k_ref=12)
+    slope = np.polyfit(np.log(dts), np.log(errors), 1)[0]
+    assert abs(slope - order) < 0.3, (solver, slope, errors)
+
+
+@pytest.mark.slow
+def test_weak_convergence_euler_maruyama(x64):
+    # E[cos theta_T] over many independent oscillators (K = 0), common random numbers
+    # against a fine reference: weak order 1.
+    n = 4000
+    model = kl.Kuramoto(jnp.zeros(n), kl.MeanField(0.0), forcing=kl.Forcing(1.5, 0.0),
+                        noise=kl.Noise(0.2))
+    y0 = jnp.full(n, 2.5)
+    key = jax.random.key(3)
+    ref = jnp.mean(jnp.cos(_final_unwrapped(model, y0, key, 2.0**-11, "euler")))
+    dts = np.array([2.0**-k for k in (3, 4, 5, 6)])
+    errors = [abs(float(jnp.mean(jnp.cos(_final_unwrapped(model, y0, key, dt, "euler"))) - ref))
+              for dt in dts]
+    slope = np.polyfit(np.log(dts), np.log(errors), 1)[0]
+    assert abs(slope - 1.0) < 0.3, (slope, errors)
+
+
+def test_same_key_same_path_whatever_the_save_grid():
+    model = _noisy_model()
+    y0 = jnp.zeros(4)
+    key = jax.random.key(5)
+    every = kl.simulate(model, y0, t1=2.0, dt=0.01, key=key)
+    sparse = kl.simulate(model, y0, t1=2.0, dt=0.01, key=key, saveat=kl.SaveAt(every=7))
+    np.testing.assert_array_equal(sparse.ys[:-1], every.ys[::7])
+    np.testing.assert_array_equal(sparse.final, every.final)
+    other = kl.simulate(model, y0, t1=2.0, dt=0.01, key=jax.random.key(6),
+                        saveat=kl.SaveAt(every=7))
+    assert not np.allclose(other.final, sparse.final)
+    # the "increments" path is reproducible on the same step grid
+    a = kl.simulate(model, y0, t1=2.0, dt=0.01, key=key, brownian="increments")
+    b = kl.simulate(model, y0, t1=2.0, dt=0.01, key=key, brownian="increments",
+                    saveat=kl.SaveAt(every=7))
+    np.testing.assert_array_equal(a.final, b.final)
+    assert not np.allclose(a.final, every.final)  # a different path from the tree's
+
+
+def test_finer_step_converges_to_the_same_path(x64):
+    model = _noisy_model(dtype=jnp.float64)
+    y0 = jnp.zeros(4)
+    key = jax.random.key(8)
+    coarse = _final_unwrapped(model, y0, key, 2.0**-6, "heun")
+    fine = _final_unwrapped(model, y0, key, 2.0**-10, "heun")
+    assert float(jnp.max(jnp.abs(coarse - fine))) < 5e-3
+
+
+def test_forced_noisy_oscillator_is_von_mises():
+    # dtheta = h sin(psi - theta) dt + sqrt(2D) dW: stationary density ~ exp(kappa cos),
+    # kappa = h / D, so E[cos(theta - psi)] = I1(kappa) / I0(kappa).
+    n, h, D, psi = 4000, 1.0, 0.5, 0.3
+    model = kl.Kuramoto(jnp.zeros(n), kl.MeanField(0.0), forcing=kl.Forcing(h, psi),
+                        noise=kl.Noise(D))
+    tr = kl.simulate(model, jnp.zeros(n), t1=40.0, dt=0.005, key=jax.random.key(0),
+                     brownian="increments", saveat=kl.SaveAt(every=100))
+    c = np.cos(np.asarray(tr.ys[np.asarray(tr.ts) >= 10.0], np.float64) - psi)
+    expected = scipy.special.i1(h / D) / scipy.special.i0(h / D)
+    stderr = c.std() / np.sqrt(c.size / 10)  # saves 0.5 apart are correlated
+    assert abs(c.mean() - expected) < max(4 * stderr, 4e-3), (c.mean(), expected, stderr)
+
+
+def test_noisy_identical_mean_field_self_consistency():
+    # R solves R = I1(K R / D) / I0(K R / D) above K_c = 2D; below, R = O(1/sqrt(N)).
+    n, D = 3000, 0.25
+    Ks = jnp.array([0.3, 1.0])
+
+    def mean_R(K):
+        model = kl.Kuramoto(jnp.zeros(n), kl.MeanField(K), noise=kl.Noise(D))
+        tr = kl.simulate(model, jnp.zeros(n), t1=80.0, dt=0.02, key=jax.random.key(2),
+                         brownian="increments", saveat=kl.SaveAt(every=50, fn=_R))
+        return jnp.mean(tr.ys[-40:])
+
+    R = np.asarray(jax.vmap(mean_R)(Ks))
+    theory = scipy.optimize.brentq(
+        lambda r: r - scipy.special.i1(r / D) / scipy.special.i0(r / D), 1e-3, 1.0
+    )
+    assert R[0] < 4 / np.sqrt(n), R
+    assert abs(R[1] - theory) < 0.01, (R, theory)
+
+
+def _R(t, theta):
+    return jnp.abs(jnp.mean(jnp.exp(1j * theta)))
+
+
+def test_orientation_diffusion_forward_process():
+    # SCIENCE.md §3: dtheta = [K(t) R sin(psi - theta) + K_ref(t) sin(psi_ref - theta)] dt
+    #                + sqrt(2 D(t)) dW, wrapped every step. Mean field = kl.MeanField(K(t)),
+    # reference phase = kl.Forcing(K_ref(t), psi_ref), D(t) a schedule. The terminal law
+    # is von Mises around psi_ref with concentration (K R + K_ref) / D.
+    n, T = 4000, 30.0
+    K = kl.Linear(0.0, 0.6, t0=0.0, t1=10.0)
+    K_ref = kl.Linear(0.0, 0.9, t0=0.0, t1=10.0)
+    D = kl.Linear(0.01, 0.5, t0=0.0, t1=10.0)
+    psi_ref = 0.0
+    model = kl.Kuramoto(jnp.zeros(n), kl.MeanField(K), forcing=kl.Forcing(K_ref, psi_ref),
+                        noise=kl.Noise(D))
+    data = kl.random_phases(jax.random.key(0), n) * 0.3 + 1.0  # a "structured" start
+    tr = kl.simulate(model, data, t1=T, dt=0.01, key=jax.random.key(1),
+                     brownian="increments", saveat=kl.SaveAt(every=100))
+    assert bool(jnp.all((tr.ys >= -jnp.pi) & (tr.ys < jnp.pi)))
+    tail = np.asarray(tr.ys[np.asarray(tr.ts) >= 20.0], np.float64)
+    R = np.abs(np.mean(np.exp(1j * tail), axis=-1)).mean()
+    kappa = (0.6 * R + 0.9) / 0.5
+    expected = scipy.special.i1(kappa) / scipy.special.i0(kappa)
+    assert abs(np.mean(np.cos(tail - psi_ref)) - expected) < 0.01
+    # the mean phase is pulled to the reference phase
+    assert abs(np.angle(np.mean(np.exp(1j * tail)))) < 0.05
+
+
+def test_vmap_over_keys_and_grad_through_sde(x64):
+    n = 16
+    omega = jnp.linspace(-0.3, 0.3, n)
+    y0 = kl.random_phases(jax.random.key(0), n)
+
+    def loss(K, key):
+        model = kl.Kuramoto(omega, kl.MeanField(K), noise=kl.Noise(0.05))
+        tr = kl.simulate(model, y0, t1=3.0, dt=0.05, key=key, saveat=kl.SaveAt(final=True))
+        return jnp.abs(kl.order_parameter(tr.final))
+
+    keys = jax.random.split(jax.random.key(1), 3)
+    batched = jax.vmap(loss, in_axes=(None, 0))(1.0, keys)
+    assert len(set(np.asarray(batched).tolist())) == 3  # different paths
+    np.testing.assert_allclose(batched[1], loss(1.0, keys[1]), rtol=1e-10)
+    g = jax.grad(loss)(1.0, keys[0])
+    eps = 1e-5
+    fd = (loss(1.0 + eps, keys[0]) - loss(1.0 - eps, keys[0])) / (2 * eps)
+    np.testing.assert_allclose(g, fd, rtol=1e-5)
+
+
+def test_adaptive_sde_with_tree_path(x64):
+    model = _noisy_model(dtype=jnp.float64, D=0.05)
+    y0 = jnp.zeros(4)
+    key = jax.random.key(4)
+    fixed = kl.simulate(model, y0, t1=1.0, dt=2.0**-12, solver="heun", key=key,
+                        saveat=kl.SaveAt(final=True))
+    adaptive = kl.simulate(model, y0, t1=1.0, dt=2.0**-6, solver="heun", key=key,
+                           stepsize_controller=dfx.PIDController(rtol=1e-4, atol=1e-4,
+                                                                 dtmin=2.0**-12),
+                           saveat=kl.SaveAt(final=True))
+    assert_phase_allclose(adaptive.final, fixed.final, atol=5e-3)
+
+
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (lambda: kl.Noise(-0.1), ValueError, r"`D` must be >= 0"),
+        (lambda: kl.Noise(float("nan")), ValueError, "`D` must be finite"),
+        (lambda: kl.Noise(jnp.ones((2, 2))), ValueError, "shape"),
+        (lambda: kl.Kuramoto(jnp.zeros(3), kl.MeanField(1.0), noise=kl.Noise(jnp.ones(2))),
+         ValueError, r"noise.D.*\(3,\)"),
+        (lambda: kl.simulate(_noisy_model(), jnp.zeros(4), t1=1.0, dt=0.1),
+         ValueError, "`key` is required"),
+        (lambda: kl.simulate(_noisy_model(), jnp.zeros(4), t1=1.0, dt=0.1, solver="tsit5",
+                             key=jax.random.key(0)), ValueError, "not an SDE solver"),
+        (lambda: kl.simulate(_noisy_model(), jnp.zeros(4), t1=1.0, dt=0.1,
+                             key=jax.random.key(0), brownian="unsafe"),
+         ValueError, "`brownian` must be one of"),
+        (lambda: kl.simulate(
+            kl.Kuramoto(jnp.zeros(2), kl.MeanField(1.0), noise=kl.Noise(kl.Linear(0.1, -0.1))),
+            jnp.zeros(2), t1=2.0, dt=0.1, key=jax.random.key(0)),
+         ValueError, r"D\(t\)` must be >= 0"),
+    ],
+)
+def test_bad_noise_input(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
