@@ -13,6 +13,6 @@ SphereState: TypeAlias = Float[Array, "osc dim"]
 #: A real scalar: Python number, NumPy scalar or 0-d array.
 ScalarLike: TypeAlias = Real[ArrayLike, ""]
 #: A node signal for a coupling operator: leading axis is the oscillator axis.
-NodeSignal: TypeAlias = Float[Array, "osc *features"]
+NodeSignal: TypeAlias = Float[Array, "osc *features"]  # noqa: F821
 #: A JAX PRNG key (`jax.random.key` or `jax.random.PRNGKey`).
 Key: TypeAlias = PRNGKeyArray
