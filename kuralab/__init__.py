@@ -2,60 +2,130 @@
 
 Models are Equinox modules (PyTrees) integrated by `kl.simulate` over diffrax; results
 become `xarray.Dataset`s saved to netCDF with provenance.
+
+The public names below are loaded on first use (PEP 562), so `import kuralab` and the
+`kuralab` command line do not pay for importing JAX until a model is touched (DESIGN.md
+§4: the CLI imports JAX lazily). The `ds.kura` xarray accessor is registered at import.
 """
 
+import importlib
 import importlib.metadata
+from typing import TYPE_CHECKING
 
-from . import io as io, testing as testing, theory as theory
-from ._coupling import (
-    AbstractCoupling as AbstractCoupling,
-    DenseCoupling as DenseCoupling,
-    LatticeCoupling as LatticeCoupling,
-    MeanField as MeanField,
-    SparseCoupling as SparseCoupling,
-)
-from ._delays import Delays as Delays
-from ._integrate import (
-    RESULTS as RESULTS,
-    RK4 as RK4,
-    SDE_SOLVERS as SDE_SOLVERS,
-    SOLVERS as SOLVERS,
-    SaveAt as SaveAt,
-    SimulationError as SimulationError,
-    Trajectory as Trajectory,
-    simulate as simulate,
-)
-from ._misc import (
-    nonnegative_tag as nonnegative_tag,
-    symmetric_tag as symmetric_tag,
-    wrap_phase as wrap_phase,
-)
-from ._models.base import (
-    AbstractModel as AbstractModel,
-    AbstractPhaseModel as AbstractPhaseModel,
-    AbstractSphereModel as AbstractSphereModel,
-)
-from ._models.kuramoto import Forcing as Forcing, Kuramoto as Kuramoto
-from ._noise import Noise as Noise
-from ._observables import (
-    circular_variance as circular_variance,
-    cluster_order as cluster_order,
-    effective_frequencies as effective_frequencies,
-    local_order as local_order,
-    order_parameter as order_parameter,
-    splay as splay,
-)
-from ._sampling import (
-    random_phases as random_phases,
-    sample_frequencies as sample_frequencies,
-)
-from ._schedules import (
-    AbstractSchedule as AbstractSchedule,
-    Constant as Constant,
-    Cosine as Cosine,
-    Geometric as Geometric,
-    Linear as Linear,
-    Table as Table,
-)
+from . import _accessor  # noqa: F401  (registers the `ds.kura` accessor)
 
 __version__ = importlib.metadata.version("kuralab")
+
+# public name -> private module that defines it (the curated API)
+_EXPORTS = {
+    "_coupling": (
+        "AbstractCoupling",
+        "DenseCoupling",
+        "LatticeCoupling",
+        "MeanField",
+        "SparseCoupling",
+    ),
+    "_delays": ("Delays",),
+    "_integrate": (
+        "RESULTS",
+        "RK4",
+        "SDE_SOLVERS",
+        "SOLVERS",
+        "SaveAt",
+        "SimulationError",
+        "Trajectory",
+        "simulate",
+    ),
+    "_misc": ("nonnegative_tag", "symmetric_tag", "wrap_phase"),
+    "_models.base": ("AbstractModel", "AbstractPhaseModel", "AbstractSphereModel"),
+    "_models.kuramoto": ("Forcing", "Kuramoto"),
+    "_noise": ("Noise",),
+    "_observables": (
+        "circular_variance",
+        "cluster_order",
+        "effective_frequencies",
+        "local_order",
+        "order_parameter",
+        "splay",
+    ),
+    "_sampling": ("random_phases", "sample_frequencies"),
+    "_schedules": (
+        "AbstractSchedule",
+        "Constant",
+        "Cosine",
+        "Geometric",
+        "Linear",
+        "Table",
+    ),
+}
+_SUBMODULES = ("io", "testing", "theory")
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kuralab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups are plain attribute reads
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *_WHERE, *_SUBMODULES})
+
+
+if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
+    from . import io as io, testing as testing, theory as theory
+    from ._coupling import (
+        AbstractCoupling as AbstractCoupling,
+        DenseCoupling as DenseCoupling,
+        LatticeCoupling as LatticeCoupling,
+        MeanField as MeanField,
+        SparseCoupling as SparseCoupling,
+    )
+    from ._delays import Delays as Delays
+    from ._integrate import (
+        RESULTS as RESULTS,
+        RK4 as RK4,
+        SDE_SOLVERS as SDE_SOLVERS,
+        SOLVERS as SOLVERS,
+        SaveAt as SaveAt,
+        SimulationError as SimulationError,
+        Trajectory as Trajectory,
+        simulate as simulate,
+    )
+    from ._misc import (
+        nonnegative_tag as nonnegative_tag,
+        symmetric_tag as symmetric_tag,
+        wrap_phase as wrap_phase,
+    )
+    from ._models.base import (
+        AbstractModel as AbstractModel,
+        AbstractPhaseModel as AbstractPhaseModel,
+        AbstractSphereModel as AbstractSphereModel,
+    )
+    from ._models.kuramoto import Forcing as Forcing, Kuramoto as Kuramoto
+    from ._noise import Noise as Noise
+    from ._observables import (
+        circular_variance as circular_variance,
+        cluster_order as cluster_order,
+        effective_frequencies as effective_frequencies,
+        local_order as local_order,
+        order_parameter as order_parameter,
+        splay as splay,
+    )
+    from ._sampling import (
+        random_phases as random_phases,
+        sample_frequencies as sample_frequencies,
+    )
+    from ._schedules import (
+        AbstractSchedule as AbstractSchedule,
+        Constant as Constant,
+        Cosine as Cosine,
+        Geometric as Geometric,
+        Linear as Linear,
+        Table as Table,
+    )
