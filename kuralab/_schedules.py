@@ -56,7 +56,29 @@ class Constant(AbstractSchedule):
         return jnp.asarray(self.value)
 
 
-class Linear(AbstractSchedule):
+class AbstractRamp(AbstractSchedule):
+    """A ramp from `start` at `t0` to `end` at `t1`, held constant outside."""
+
+    start: eqx.AbstractVar[ArrayLike]
+    end: eqx.AbstractVar[ArrayLike]
+    t0: eqx.AbstractVar[float]
+    t1: eqx.AbstractVar[float]
+
+    def __check_init__(self):
+        check_finite("start", self.start)
+        check_finite("end", self.end)
+        _check_ramp(self.t0, self.t1)
+
+    @abc.abstractmethod
+    def blend(self, a: Array, b: Array, s: Array) -> Array:
+        """The value at ramp fraction `s` in [0, 1] between `a` and `b`."""
+
+    def __call__(self, t) -> Array:
+        s = _ramp_fraction(t, self.t0, self.t1)
+        return self.blend(jnp.asarray(self.start), jnp.asarray(self.end), s)
+
+
+class Linear(AbstractRamp):
     """Linear ramp $c(t) = a + (b - a) s$, $s = \\mathrm{clip}((t - t_0)/(t_1 - t_0), 0, 1)$."""
 
     start: ArrayLike
@@ -64,17 +86,11 @@ class Linear(AbstractSchedule):
     t0: float = 0.0
     t1: float = 1.0
 
-    def __check_init__(self):
-        check_finite("start", self.start)
-        check_finite("end", self.end)
-        _check_ramp(self.t0, self.t1)
-
-    def __call__(self, t) -> Array:
-        s = _ramp_fraction(t, self.t0, self.t1)
-        return jnp.asarray(self.start) + (jnp.asarray(self.end) - self.start) * s
+    def blend(self, a, b, s):
+        return a + (b - a) * s
 
 
-class Cosine(AbstractSchedule):
+class Cosine(AbstractRamp):
     """Half-cosine ramp $c(t) = a + (b - a)(1 - \\cos \\pi s)/2$ (zero slope at both ends)."""
 
     start: ArrayLike
@@ -82,18 +98,11 @@ class Cosine(AbstractSchedule):
     t0: float = 0.0
     t1: float = 1.0
 
-    def __check_init__(self):
-        check_finite("start", self.start)
-        check_finite("end", self.end)
-        _check_ramp(self.t0, self.t1)
-
-    def __call__(self, t) -> Array:
-        s = _ramp_fraction(t, self.t0, self.t1)
-        w = 0.5 * (1.0 - jnp.cos(jnp.pi * s))
-        return jnp.asarray(self.start) + (jnp.asarray(self.end) - self.start) * w
+    def blend(self, a, b, s):
+        return a + (b - a) * 0.5 * (1.0 - jnp.cos(jnp.pi * s))
 
 
-class Geometric(AbstractSchedule):
+class Geometric(AbstractRamp):
     """Geometric ramp $c(t) = a (b / a)^s$; `start` and `end` must be > 0."""
 
     start: ArrayLike
@@ -102,18 +111,13 @@ class Geometric(AbstractSchedule):
     t1: float = 1.0
 
     def __check_init__(self):
-        check_finite("start", self.start)
-        check_finite("end", self.end)
-        _check_ramp(self.t0, self.t1)
         for name in ("start", "end"):
             v = getattr(self, name)
             if eqx.is_array_like(v) and not _is_traced(v) and jnp.any(jnp.asarray(v) <= 0):
                 raise ValueError(f"Geometric `{name}` must be > 0; got {v}")
 
-    def __call__(self, t) -> Array:
-        s = _ramp_fraction(t, self.t0, self.t1)
-        a = jnp.asarray(self.start)
-        return a * (jnp.asarray(self.end) / a) ** s
+    def blend(self, a, b, s):
+        return a * (b / a) ** s
 
 
 class Table(AbstractSchedule):
