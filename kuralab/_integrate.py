@@ -450,6 +450,9 @@ def simulate(
       `diffrax.VirtualBrownianTree` on a dyadic resolution of `[t0, t1]`): the same
       `key` gives the same path whatever the save grid and whatever `dt`, so a run can be
       repeated at a finer step for convergence checks, and reverse-mode gradients work.
+      Solvers that need Levy areas (`"sra1"`, `"shark"`) sample a tree with space-time
+      Levy areas, which is a different realisation for the same key than the one
+      `"euler"`, `"heun"` and `"euler_heun"` share.
       `"increments"` (`diffrax.UnsafeBrownianPath`): about 10x faster; the same key gives
       the same path only on the same step grid; gradients only in forward mode.
     - `stepsize_controller`: e.g. `diffrax.PIDController(rtol=1e-6, atol=1e-8)` for

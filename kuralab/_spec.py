@@ -31,7 +31,18 @@ class SpecError(ValueError):
 # ---------------------------------------------------------------------------------
 
 #: Model parameters a `[sweep]` axis may name, and where their fixed value lives.
-SWEEPABLE = {"K": "model.coupling.K", "lag": "model.coupling.lag"}
+SWEEPABLE = {
+    "K": "model.coupling.K",
+    "lag": "model.coupling.lag",
+    "D": "model.noise.D",
+    "tau": "model.delays.tau",
+}
+
+#: The `[model]` sub-table that must be present for a parameter to be swept.
+_OWNER = {"K": "coupling", "lag": "coupling", "D": "noise", "tau": "delays"}
+
+#: Full circle: the default spread of the initial phases.
+FULL_CIRCLE = 2 * math.pi
 
 
 @dataclass(frozen=True)
@@ -45,12 +56,17 @@ class StudyInfo:
 @dataclass(frozen=True)
 class FrequencySpec:
     """`[model.frequencies]`: the natural-frequency distribution
-    (`kl.sample_frequencies`)."""
+    (`kl.sample_frequencies`), or `distribution = "identical"`: every oscillator has
+    `omega = loc` (then `scale` and `sampling` are absent, `None`)."""
 
     distribution: str
-    scale: float
+    scale: float | None = None
     loc: float = 0.0
-    sampling: str = "random"
+    sampling: str | None = "random"
+
+    @property
+    def identical(self) -> bool:
+        return self.distribution == "identical"
 
 
 @dataclass(frozen=True)
@@ -64,14 +80,53 @@ class MeanFieldSpec:
 
 
 @dataclass(frozen=True)
+class NoiseSpec:
+    """`[model.noise]`: additive noise `kl.Noise(D)`, `sqrt(2 D) dW_i`, with the
+    Brownian path `brownian` ("increments": fast, for fixed-step sweeps; "tree").
+    `D` is `None` exactly when `[sweep]` sweeps it."""
+
+    D: float | None
+    brownian: str = "increments"
+
+
+@dataclass(frozen=True)
+class DelaySpec:
+    """`[model.delays]`: one transmission delay `tau` (time units) for every sender,
+    `kl.Delays(tau)` with a constant history (the initial phases). `None` exactly when
+    `[sweep]` sweeps it."""
+
+    tau: float | None
+
+
+@dataclass(frozen=True)
+class InitialPhasesSpec:
+    """`[model.initial_phases]`: initial phases i.i.d. uniform on
+    `[-spread/2, spread/2)`; the default `spread = 2 pi` is the whole circle."""
+
+    spread: float = FULL_CIRCLE
+
+
+@dataclass(frozen=True)
 class KuramotoSpec:
     """`[model]` with `kind = "kuramoto"`: `n` oscillators,
-    `kl.Kuramoto(omega, coupling, lag)` with frequencies drawn per seed."""
+    `kl.Kuramoto(omega, coupling, lag, delays, noise)` with frequencies and initial
+    phases drawn per seed."""
 
     n: int
     frequencies: FrequencySpec
     coupling: MeanFieldSpec
+    noise: NoiseSpec | None = None
+    delays: DelaySpec | None = None
+    initial_phases: InitialPhasesSpec = InitialPhasesSpec()
     kind: str = "kuramoto"
+
+    @property
+    def noisy(self) -> bool:
+        return self.noise is not None
+
+    @property
+    def delayed(self) -> bool:
+        return self.delays is not None
 
 
 @dataclass(frozen=True)
@@ -127,10 +182,11 @@ class SolveSpec:
 @dataclass(frozen=True)
 class ObserveSpec:
     """`[observe]`: what to store. `window` is the duration at the end of the run over
-    which R is time-averaged."""
+    which R is time-averaged and effective frequencies are measured (`frequency`)."""
 
     window: float
     order_parameter: bool = True
+    frequency: bool = False
     trajectories: bool = False
 
 
@@ -162,8 +218,16 @@ class StudySpec:
         return self.sweep.num_points
 
     def fixed(self, name: str) -> float:
-        """The value of a sweepable parameter that is not swept."""
-        return getattr(self.model.coupling, name)
+        """The value of a sweepable parameter that is not swept (0 for the noise `D` or
+        the delay `tau` of a model without noise or delays)."""
+        owner = getattr(self.model, _OWNER[name])
+        return 0.0 if owner is None else getattr(owner, name)
+
+    def axis_values(self, name: str) -> tuple[float, ...]:
+        """All values a sweepable parameter takes: its sweep axis, or its fixed value."""
+        if name in self.sweep.names:
+            return self.sweep.values(name)
+        return (self.fixed(name),)
 
     def to_toml(self) -> str:
         """The spec as canonical TOML text; `parse_spec(spec.to_toml()) == spec`."""
@@ -297,10 +361,14 @@ class _Table:
         return _Table(self.key(key), self.data[key], allowed)
 
 
-def _solver_names() -> list[str]:
-    from ._integrate import SOLVERS
+def _solver_names(noisy: bool = False, delayed: bool = False) -> list[str]:
+    """The solvers a model admits, in a stable order (sorted; for delays the
+    integrator's own order)."""
+    from ._integrate import DELAY_SOLVERS, SDDE_SOLVERS, SDE_SOLVERS, SOLVERS
 
-    return sorted(SOLVERS)
+    if delayed:
+        return list(SDDE_SOLVERS if noisy else DELAY_SOLVERS)
+    return sorted(SDE_SOLVERS if noisy else SOLVERS)
 
 
 def _distribution_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -318,6 +386,8 @@ def _num_steps(t0: float, t1: float, dt: float) -> int:
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _MODEL_KINDS = ("kuramoto",)
 _COUPLING_KINDS = ("mean_field",)
+_IDENTICAL = "identical"
+_BROWNIAN = ("increments", "tree")
 _AXIS_FORM = (
     "a non-empty list of distinct finite numbers or a range table "
     "{start = ..., stop = ..., num = ...}"
@@ -326,6 +396,8 @@ _SEED_FORM = (
     "an integer >= 1 (a number of seeds 0, 1, ...) or a non-empty list of distinct "
     "integers in [0, 2**31)"
 )
+#: Sweep axes whose values must be >= 0, and what they are.
+_NONNEGATIVE = {"D": "noise diffusion coefficients", "tau": "delays in time units"}
 
 
 def _parse_study(root: _Table) -> StudyInfo:
@@ -336,6 +408,37 @@ def _parse_study(root: _Table) -> StudyInfo:
     if not _NAME.match(name):
         t.fail("name", name, "a non-empty name of letters, digits, '_', '-', '.'")
     return StudyInfo(name=name, description=t.string("description", default=""))
+
+
+def _parse_frequencies(t: _Table) -> FrequencySpec:
+    distributions, samplings = _distribution_names()
+    f = t.table(
+        "frequencies",
+        ("distribution", "loc", "scale", "sampling"),
+        what=' with distribution and scale (or distribution = "identical" and loc)',
+    )
+    distribution = f.string("distribution", choices=(*distributions, _IDENTICAL))
+    if distribution == _IDENTICAL:
+        for key in ("scale", "sampling"):
+            if key in f.data:
+                f.fail(
+                    key,
+                    f.data[key],
+                    f'no {key} with distribution = "identical" (every oscillator '
+                    "has omega = loc)",
+                )
+        return FrequencySpec(
+            distribution=_IDENTICAL,
+            scale=None,
+            loc=f.number("loc", default=0.0),
+            sampling=None,
+        )
+    return FrequencySpec(
+        distribution=distribution,
+        scale=f.number("scale", gt=0),
+        loc=f.number("loc", default=0.0),
+        sampling=f.string("sampling", default="random", choices=samplings),
+    )
 
 
 def _parse_model(root: _Table) -> tuple[KuramotoSpec, set[str]]:
@@ -350,27 +453,58 @@ def _parse_model(root: _Table) -> tuple[KuramotoSpec, set[str]]:
     # The kind is the discriminator: it decides which other keys are valid.
     discriminator = {key: raw[key] for key in ("kind",) if key in raw}
     _Table("model", discriminator, ("kind",)).string("kind", choices=_MODEL_KINDS)
-    t = _Table("model", raw, ("kind", "n", "frequencies", "coupling"))
+    t = _Table(
+        "model",
+        raw,
+        ("kind", "n", "frequencies", "coupling", "noise", "delays", "initial_phases"),
+    )
     n = t.integer("n", ge=1)
-    distributions, samplings = _distribution_names()
-    f = t.table(
-        "frequencies",
-        ("distribution", "loc", "scale", "sampling"),
-        what=" with distribution and scale",
-    )
-    freq = FrequencySpec(
-        distribution=f.string("distribution", choices=distributions),
-        scale=f.number("scale", gt=0),
-        loc=f.number("loc", default=0.0),
-        sampling=f.string("sampling", default="random", choices=samplings),
-    )
+    freq = _parse_frequencies(t)
     c = t.table("coupling", ("kind", "K", "lag"), what=' with kind = "mean_field"')
     c.string("kind", choices=_COUPLING_KINDS)
     given = {key for key in ("K", "lag") if key in c.data}
     coupling = MeanFieldSpec(
         K=c.number("K", default=None), lag=c.number("lag", default=0.0)
     )
-    return KuramotoSpec(n=n, frequencies=freq, coupling=coupling), given
+    noise = None
+    if "noise" in t.data:
+        z = t.table("noise", ("D", "brownian"))
+        given |= {"D"} & set(z.data)
+        noise = NoiseSpec(
+            D=z.number(
+                "D",
+                default=None,
+                ge=0,
+                expected="a finite number >= 0 (the diffusion coefficient)",
+            ),
+            brownian=z.string("brownian", default="increments", choices=_BROWNIAN),
+        )
+    delays = None
+    if "delays" in t.data:
+        d = t.table("delays", ("tau",))
+        given |= {"tau"} & set(d.data)
+        delays = DelaySpec(
+            tau=d.number(
+                "tau",
+                default=None,
+                ge=0,
+                expected="a finite number >= 0 (a delay in time units)",
+            )
+        )
+    p = t.table("initial_phases", ("spread",), required=False)
+    form = "a number > 0 and <= 2 pi (phases uniform on [-spread/2, spread/2))"
+    spread = p.number("spread", default=FULL_CIRCLE, gt=0, expected=form)
+    if spread > FULL_CIRCLE * (1 + 1e-12):
+        p.fail("spread", spread, form)
+    model = KuramotoSpec(
+        n=n,
+        frequencies=freq,
+        coupling=coupling,
+        noise=noise,
+        delays=delays,
+        initial_phases=InitialPhasesSpec(spread=min(spread, FULL_CIRCLE)),
+    )
+    return model, given
 
 
 def _parse_axis(t: _Table, name: str) -> tuple[float, ...]:
@@ -390,15 +524,20 @@ def _parse_axis(t: _Table, name: str) -> tuple[float, ...]:
         else:
             values = tuple(start + (stop - start) * i / (num - 1) for i in range(num))
             values = values[:-1] + (stop,)
-        return values
-    if not isinstance(raw, list) or not raw:
-        raise SpecError(f"{path} = {_show(raw)}: expected {_AXIS_FORM}")
-    for v in raw:
-        if not _is_number(v) or not math.isfinite(v):
+    else:
+        if not isinstance(raw, list) or not raw:
             raise SpecError(f"{path} = {_show(raw)}: expected {_AXIS_FORM}")
-    values = tuple(float(v) for v in raw)
-    if len(set(values)) != len(values):
-        raise SpecError(f"{path} = {_show(raw)}: expected {_AXIS_FORM}")
+        for v in raw:
+            if not _is_number(v) or not math.isfinite(v):
+                raise SpecError(f"{path} = {_show(raw)}: expected {_AXIS_FORM}")
+        values = tuple(float(v) for v in raw)
+        if len(set(values)) != len(values):
+            raise SpecError(f"{path} = {_show(raw)}: expected {_AXIS_FORM}")
+    if name in _NONNEGATIVE and min(values) < 0:
+        raise SpecError(
+            f"{path} = {_show(raw)}: expected values >= 0 ({_NONNEGATIVE[name]}); "
+            f"got {min(values):g}"
+        )
     return values
 
 
@@ -422,7 +561,15 @@ def _parse_sweep(root: _Table) -> SweepSpec:
     return SweepSpec(axes=axes, seeds=seeds)
 
 
-def _parse_solve(root: _Table) -> SolveSpec:
+def _model_kind_note(noisy: bool, delayed: bool) -> str:
+    if noisy and delayed:
+        return "the model has noise and delays: [model.noise], [model.delays]"
+    if noisy:
+        return "the model has noise: [model.noise]"
+    return "the model has delays: [model.delays]"
+
+
+def _parse_solve(root: _Table, model: KuramotoSpec, sweep: SweepSpec) -> SolveSpec:
     t = root.table(
         "solve", ("t0", "t1", "dt", "solver", "save_every"), what=" with t1 and dt"
     )
@@ -433,25 +580,59 @@ def _parse_solve(root: _Table) -> SolveSpec:
     dt = t.number("dt", gt=0)
     if dt > t1 - t0:
         t.fail("dt", dt, f"a number > 0 and <= t1 - t0 = {t1 - t0:g}")
-    solvers = _solver_names()
-    solver = t.string("solver", default="rk4", choices=solvers)
+    noisy, delayed = model.noisy, model.delayed
+    solvers = _solver_names(noisy, delayed)
+    default = "euler" if noisy else "rk4"  # Euler--Maruyama for SDEs, as kl.simulate
+    if "solver" in t.data and (noisy or delayed):
+        value = t.data["solver"]
+        if isinstance(value, str) and value not in solvers:
+            every = set(_solver_names()) | set(_solver_names(noisy=True))
+            if value in every:  # a real solver, but not for this model
+                raise SpecError(
+                    f"solve.solver = {_show(value)}: expected one of "
+                    + ", ".join(f'"{s}"' for s in solvers)
+                    + f" ({_model_kind_note(noisy, delayed)})"
+                )
+    solver = t.string("solver", default=default, choices=solvers)
+    if delayed:
+        taus = [v for v in _values(model, sweep, "tau") if v > 0]
+        if taus and dt > min(taus) * (1 + 1e-9):
+            where = "sweep.tau" if "tau" in sweep.names else "model.delays.tau"
+            t.fail(
+                "dt",
+                dt,
+                f"a step <= the smallest positive delay {min(taus):g} ({where}): an "
+                "explicit delay solver cannot read a delayed phase from inside the "
+                "current step (tau = 0 is fine)",
+            )
     save_every = t.integer(
         "save_every", default=1, ge=1, expected="an integer >= 1 (a number of steps)"
     )
     return SolveSpec(t0=t0, t1=t1, dt=dt, solver=solver, save_every=save_every)
 
 
+def _values(model: KuramotoSpec, sweep: SweepSpec, name: str) -> tuple[float, ...]:
+    if name in sweep.names:
+        return sweep.values(name)
+    owner = getattr(model, _OWNER[name])
+    value = None if owner is None else getattr(owner, name)
+    return () if value is None else (value,)
+
+
 def _parse_observe(root: _Table, solve: SolveSpec) -> ObserveSpec:
     t = root.table(
-        "observe", ("order_parameter", "window", "trajectories"), required=False
+        "observe",
+        ("order_parameter", "frequency", "window", "trajectories"),
+        required=False,
     )
     span = solve.t1 - solve.t0
     order = t.boolean("order_parameter", default=True)
+    frequency = t.boolean("frequency", default=False)
     trajectories = t.boolean("trajectories", default=False)
-    if not (order or trajectories):
+    if not (order or frequency or trajectories):
         raise SpecError(
-            "observe.order_parameter = false: expected true (or trajectories = true); "
-            "nothing would be stored"
+            "observe.order_parameter = false: expected true (or frequency = true or "
+            "trajectories = true); nothing would be stored"
         )
     form = f"a duration > 0 and <= solve.t1 - solve.t0 = {span:g}"
     window = t.number("window", default=span / 2, gt=0, expected=form)
@@ -459,7 +640,7 @@ def _parse_observe(root: _Table, solve: SolveSpec) -> ObserveSpec:
         t.fail("window", window, form)
     times = solve.save_times()
     inside = int((times >= solve.t1 - window - 1e-9 * max(1.0, abs(solve.t1))).sum())
-    if order and inside < 2:
+    if (order or frequency) and inside < 2:
         interval = solve.save_every * span / solve.num_steps
         t.fail(
             "window",
@@ -467,7 +648,12 @@ def _parse_observe(root: _Table, solve: SolveSpec) -> ObserveSpec:
             f"a duration holding >= 2 saved samples (they are solve.save_every * dt = "
             f"{interval:g} apart)",
         )
-    return ObserveSpec(window=window, order_parameter=order, trajectories=trajectories)
+    return ObserveSpec(
+        window=window,
+        order_parameter=order,
+        frequency=frequency,
+        trajectories=trajectories,
+    )
 
 
 def _parse_output(root: _Table, name: str) -> OutputSpec:
@@ -486,19 +672,44 @@ def _parse_output(root: _Table, name: str) -> OutputSpec:
 
 def _check_sweep_vs_model(sweep: SweepSpec, model: KuramotoSpec, given: set[str]):
     swept = set(sweep.names)
-    coupling = model.coupling
-    for name in swept & given:
-        raise SpecError(
-            f"{SWEEPABLE[name]} = {_show(getattr(coupling, name))}: expected no value "
-            f"here, because sweep.{name} sweeps it (set it in one place)"
-        )
-    if "K" not in swept and coupling.K is None:
+    for name in SWEEPABLE:
+        if name not in swept:
+            continue
+        owner = getattr(model, _OWNER[name])
+        if owner is None:
+            raise SpecError(
+                f"sweep.{name} = {_show(list(sweep.values(name)))}: expected a "
+                f"[model.{_OWNER[name]}] table as well (sweeping {name} needs a model "
+                f"with {_OWNER[name]}; add the table without {name})"
+            )
+        if name in given:
+            raise SpecError(
+                f"{SWEEPABLE[name]} = {_show(getattr(owner, name))}: expected no value "
+                f"here, because sweep.{name} sweeps it (set it in one place)"
+            )
+    if "K" not in swept and model.coupling.K is None:
         raise SpecError(
             "model.coupling.K: missing; expected a finite number (or sweep it with "
             "sweep.K)"
         )
-    changes = {name: None for name in swept}
-    return dataclasses.replace(model, coupling=dataclasses.replace(coupling, **changes))
+    if model.noise is not None and "D" not in swept and model.noise.D is None:
+        raise SpecError(
+            "model.noise.D: missing; expected a finite number >= 0 (or sweep it with "
+            "sweep.D)"
+        )
+    if model.delays is not None and "tau" not in swept and model.delays.tau is None:
+        raise SpecError(
+            "model.delays.tau: missing; expected a finite number >= 0 (or sweep it "
+            "with sweep.tau)"
+        )
+    changes = {}
+    for owner_name in ("coupling", "noise", "delays"):
+        names = {n: None for n in swept if _OWNER[n] == owner_name}
+        if names:
+            changes[owner_name] = dataclasses.replace(
+                getattr(model, owner_name), **names
+            )
+    return dataclasses.replace(model, **changes)
 
 
 def parse_spec(text: str) -> StudySpec:
@@ -522,7 +733,7 @@ def parse_spec(text: str) -> StudySpec:
     model, given = _parse_model(root)
     sweep = _parse_sweep(root)
     model = _check_sweep_vs_model(sweep, model, given)
-    solve = _parse_solve(root)
+    solve = _parse_solve(root, model, sweep)
     observe = _parse_observe(root, solve)
     output = _parse_output(root, study.name)
     return StudySpec(
@@ -596,6 +807,21 @@ def _to_toml(spec: StudySpec) -> str:
         _toml_table("model", [("kind", m.kind), ("n", m.n)]),
         _toml_table("model.frequencies", dataclasses.asdict(f).items()),
         _toml_table("model.coupling", [("kind", c.kind), ("K", c.K), ("lag", c.lag)]),
+        *(
+            [_toml_table("model.noise", dataclasses.asdict(m.noise).items())]
+            if m.noise is not None
+            else []
+        ),
+        *(
+            [_toml_table("model.delays", dataclasses.asdict(m.delays).items())]
+            if m.delays is not None
+            else []
+        ),
+        *(
+            [_toml_table("model.initial_phases", [("spread", m.initial_phases.spread)])]
+            if m.initial_phases.spread != FULL_CIRCLE
+            else []
+        ),
         _toml_table("sweep", [*spec.sweep.axes, ("seeds", spec.sweep.seeds)]),
         _toml_table("solve", dataclasses.asdict(spec.solve).items()),
         _toml_table("observe", dataclasses.asdict(spec.observe).items()),

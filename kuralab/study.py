@@ -54,15 +54,21 @@ import xarray as xr
 
 from . import io
 from ._coupling import MeanField
+from ._delays import Delays
 from ._integrate import RESULTS, SaveAt, SimulationError, simulate
 from ._models.kuramoto import Kuramoto
-from ._observables import order_parameter
+from ._noise import Noise
+from ._observables import effective_frequencies, order_parameter
 from ._sampling import random_phases, sample_frequencies
 from ._spec import (
+    FULL_CIRCLE,
     SWEEPABLE as SWEEPABLE,
+    DelaySpec as DelaySpec,
     FrequencySpec as FrequencySpec,
+    InitialPhasesSpec as InitialPhasesSpec,
     KuramotoSpec as KuramotoSpec,
     MeanFieldSpec as MeanFieldSpec,
+    NoiseSpec as NoiseSpec,
     ObserveSpec as ObserveSpec,
     OutputSpec as OutputSpec,
     SolveSpec as SolveSpec,
@@ -82,6 +88,9 @@ __all__ = [
     "KuramotoSpec",
     "FrequencySpec",
     "MeanFieldSpec",
+    "NoiseSpec",
+    "DelaySpec",
+    "InitialPhasesSpec",
     "SweepSpec",
     "SolveSpec",
     "ObserveSpec",
@@ -99,13 +108,23 @@ VARIABLES = {
     "R": ("1", "order parameter R, time-averaged"),
     "R_std": ("1", "std of R(t) over the averaging window"),
     "R_t": ("1", "order parameter R(t) = |Z(t)|"),
+    "Omega": (
+        "rad",
+        "effective frequency (rad per unit time), mean over oscillators, over the window",
+    ),
+    "Omega_std": (
+        "rad",
+        "std across oscillators of the effective frequencies over the window",
+    ),
     "theta": ("rad", "oscillator phase, wrapped to [-pi, pi)"),
     "omega": ("rad", "natural frequency (rad per unit time)"),
 }
 COORDS = {
     "K": ("rad", "coupling strength K (rad per unit time)"),
     "lag": ("rad", "Sakaguchi phase lag alpha"),
-    "seed": ("1", "PRNG seed (frequencies and initial phases)"),
+    "D": ("rad2", "noise diffusion coefficient D (rad^2 per unit time)"),
+    "tau": ("1", "transmission delay tau (time units)"),
+    "seed": ("1", "PRNG seed (frequencies, initial phases and noise)"),
     "time": ("1", "time (dimensionless model time)"),
 }
 
@@ -146,37 +165,58 @@ class _RunConfig:
     n: int
     distribution: str
     loc: float
-    scale: float
-    sampling: str
+    scale: float | None
+    sampling: str | None
+    spread: float
+    noisy: bool
+    brownian: str
+    delayed: bool
+    max_delay: float
     t0: float
     t1: float
     dt: float
     solver: str
     save_every: int
     window_start: int  # index of the first saved sample inside the window
+    window: float  # from that sample to the last one (for effective_frequencies)
     num_saved: int
     order_parameter: bool
+    frequency: bool
     trajectories: bool
+
+    @property
+    def save_states(self) -> bool:
+        """Save phases (not only R): frequencies need them (winding numbers)."""
+        return self.frequency or self.trajectories
 
 
 def _config(spec: StudySpec) -> _RunConfig:
-    f, s, o = spec.model.frequencies, spec.solve, spec.observe
+    m, f, s, o = spec.model, spec.model.frequencies, spec.solve, spec.observe
     times = s.save_times()
     cutoff = s.t1 - o.window - 1e-9 * max(1.0, abs(s.t1))
+    window_start = int((times < cutoff).sum())
     return _RunConfig(
-        n=spec.model.n,
+        n=m.n,
         distribution=f.distribution,
         loc=f.loc,
         scale=f.scale,
         sampling=f.sampling,
+        spread=m.initial_phases.spread,
+        noisy=m.noisy,
+        brownian=m.noise.brownian if m.noisy else "increments",
+        delayed=m.delayed,
+        # The static history bound for a traced tau: the largest delay of the study.
+        max_delay=max(spec.axis_values("tau")) if m.delayed else 0.0,
         t0=s.t0,
         t1=s.t1,
         dt=s.dt,
         solver=s.solver,
         save_every=s.save_every,
-        window_start=int((times < cutoff).sum()),
+        window_start=window_start,
+        window=float(times[-1] - times[min(window_start, len(times) - 1)]),
         num_saved=len(times),
         order_parameter=o.order_parameter,
+        frequency=o.frequency,
         trajectories=o.trajectories,
     )
 
@@ -186,30 +226,50 @@ def _save_R(t, theta):
     return jnp.abs(order_parameter(theta))
 
 
-def _save_R_theta(t, theta):
-    """`SaveAt.fn` when full trajectories are requested: (|Z|(t), theta(t))."""
-    return _save_R(t, theta), theta
+#: `jax.random.fold_in` data for the noise stream of a seed: the Brownian path's key
+#: is independent of the frequency and phase keys (`split(key(seed))`).
+NOISE_STREAM = 0x6E6F6973  # "nois"
 
 
 def _draw(cfg: _RunConfig, seed):
     """Natural frequencies and initial phases for one seed (deterministic in `seed`)."""
     key_omega, key_theta = jax.random.split(jax.random.key(seed))
-    omega = sample_frequencies(
-        key_omega,
-        cfg.n,
-        cfg.distribution,
-        loc=cfg.loc,
-        scale=cfg.scale,
-        sampling=cfg.sampling,
-    )
-    return omega, random_phases(key_theta, cfg.n)
+    if cfg.distribution == "identical":
+        omega = jnp.full((cfg.n,), cfg.loc, dtype=jnp.result_type(float))
+    else:
+        omega = sample_frequencies(
+            key_omega,
+            cfg.n,
+            cfg.distribution,
+            loc=cfg.loc,
+            scale=cfg.scale,
+            sampling=cfg.sampling,
+        )
+    theta0 = random_phases(key_theta, cfg.n)  # uniform on [-pi, pi)
+    if cfg.spread != FULL_CIRCLE:
+        theta0 = theta0 * (cfg.spread / FULL_CIRCLE)  # uniform on [-s/2, s/2)
+    return omega, theta0
 
 
-def _simulate_point(cfg: _RunConfig, K, lag, seed) -> dict:
+def _noise_key(seed):
+    """The Brownian path's key for one seed."""
+    return jax.random.fold_in(jax.random.key(seed), NOISE_STREAM)
+
+
+def _simulate_point(cfg: _RunConfig, K, lag, D, tau, seed) -> dict:
     """One sweep point, reduced on device."""
     omega, theta0 = _draw(cfg, seed)
-    model = Kuramoto(omega, MeanField(K), lag=lag)
-    fn = _save_R_theta if cfg.trajectories else _save_R
+    model = Kuramoto(
+        omega,
+        MeanField(K),
+        lag=lag,
+        noise=Noise(D) if cfg.noisy else None,
+        delays=Delays(tau, max_delay=cfg.max_delay) if cfg.delayed else None,
+    )
+    if cfg.save_states:
+        saveat = SaveAt(every=cfg.save_every)
+    else:
+        saveat = SaveAt(every=cfg.save_every, fn=_save_R)
     traj = simulate(
         model,
         theta0,
@@ -217,11 +277,14 @@ def _simulate_point(cfg: _RunConfig, K, lag, seed) -> dict:
         t1=cfg.t1,
         dt=cfg.dt,
         solver=cfg.solver,
-        saveat=SaveAt(every=cfg.save_every, fn=fn),
+        saveat=saveat,
+        key=_noise_key(seed) if cfg.noisy else None,
+        brownian=cfg.brownian,
         throw=False,
     )
-    if cfg.trajectories:
-        R_t, theta = traj.ys
+    if cfg.save_states:
+        theta = traj.ys
+        R_t = jnp.abs(order_parameter(theta))
     else:
         R_t, theta = traj.ys, None
     if R_t.shape != (cfg.num_saved,):
@@ -234,13 +297,17 @@ def _simulate_point(cfg: _RunConfig, K, lag, seed) -> dict:
         out["R"] = jnp.mean(window)
         out["R_std"] = jnp.std(window)
         out["R_t"] = R_t
+    if cfg.frequency:
+        Omega = effective_frequencies(traj, window=cfg.window)  # (osc,)
+        out["Omega"] = jnp.mean(Omega)
+        out["Omega_std"] = jnp.std(Omega)
     if cfg.trajectories:
         out["theta"] = theta
     return out
 
 
-def _chunk_impl(cfg: _RunConfig, K, lag, seed) -> dict:
-    return jax.vmap(lambda k, a, s: _simulate_point(cfg, k, a, s))(K, lag, seed)
+def _chunk_impl(cfg: _RunConfig, K, lag, D, tau, seed) -> dict:
+    return jax.vmap(lambda *p: _simulate_point(cfg, *p))(K, lag, D, tau, seed)
 
 
 def _omegas(cfg: _RunConfig, seeds) -> jax.Array:
@@ -262,6 +329,8 @@ class _Grid:
 
     K: np.ndarray  # float64, one entry per point
     lag: np.ndarray  # float64
+    D: np.ndarray  # float64 (0 without noise)
+    tau: np.ndarray  # float64 (0 without delays)
     seed: np.ndarray  # int64
     shape: tuple[int, ...]
 
@@ -284,7 +353,9 @@ def _grid(spec: StudySpec) -> _Grid:
             return flat[name]
         return np.full(size, spec.fixed(name), dtype=np.float64)
 
-    return _Grid(K=column("K"), lag=column("lag"), seed=seed, shape=sweep.shape)
+    return _Grid(
+        **{name: column(name) for name in SWEEPABLE}, seed=seed, shape=sweep.shape
+    )
 
 
 def _check_representable(spec: StudySpec, grid: _Grid) -> None:
@@ -293,7 +364,7 @@ def _check_representable(spec: StudySpec, grid: _Grid) -> None:
     limit = float(np.finfo(dtype).max)
     f, s = spec.model.frequencies, spec.solve
     values = {
-        "model.frequencies.scale": f.scale,
+        "model.frequencies.scale": f.scale or 0.0,
         "model.frequencies.loc": f.loc,
         "solve.t0": s.t0,
         "solve.t1": s.t1,
@@ -329,6 +400,8 @@ def run_chunk(spec: StudySpec, grid: _Grid, where: slice) -> dict:
         _config(spec),
         jnp.asarray(grid.K[pad], dtype=dtype),
         jnp.asarray(grid.lag[pad], dtype=dtype),
+        jnp.asarray(grid.D[pad], dtype=dtype),
+        jnp.asarray(grid.tau[pad], dtype=dtype),
         jnp.asarray(grid.seed[pad], dtype=jnp.int32),
     )
     return {name: np.asarray(value)[:count] for name, value in out.items()}
@@ -366,6 +439,9 @@ def _combine(spec: StudySpec, grid: _Grid, parts: list[dict]):
             [*dims, "time"],
             merged["R_t"].reshape(grid.shape + merged["R_t"].shape[1:]),
         )
+    if spec.observe.frequency:
+        data["Omega"] = (dims, merged["Omega"].reshape(grid.shape))
+        data["Omega_std"] = (dims, merged["Omega_std"].reshape(grid.shape))
     if spec.observe.trajectories:
         coords["time"] = spec.solve.save_times()
         theta = merged["theta"]
@@ -398,7 +474,10 @@ def _attrs(spec: StudySpec) -> dict:
         "loc": f.loc,
         "scale": f.scale,
         "sampling": f.sampling,
+        "initial_spread": m.initial_phases.spread,
         "coupling": c.kind,
+        "noise": "additive" if m.noisy else "none",
+        "delays": "uniform" if m.delayed else "none",
         "swept": " ".join(spec.sweep.names),
         "t0": s.t0,
         "t1": s.t1,
@@ -407,10 +486,15 @@ def _attrs(spec: StudySpec) -> dict:
         "save_every": s.save_every,
         "window": spec.observe.window,
     }
+    if m.noisy:
+        attrs["brownian"] = m.noise.brownian
+    present = (
+        {"K", "lag"} | ({"D"} if m.noisy else set()) | ({"tau"} if m.delayed else set())
+    )
     for name in SWEEPABLE:
-        if name not in spec.sweep.names:
+        if name in present and name not in spec.sweep.names:
             attrs[name] = spec.fixed(name)
-    return attrs
+    return {k: v for k, v in attrs.items() if v is not None}
 
 
 def run_study(
@@ -426,7 +510,9 @@ def run_study(
     The sweep grid (product of the `[sweep]` axes, times the seeds) is split into
     chunks of `output.chunk_size` points; each chunk is one `jax.vmap`-ed, jitted call
     (the last chunk is padded, so all chunks share one compilation), reduced on device
-    to `R`, `R_std` and `R_t`. The same spec and seeds give identical data.
+    to `R`, `R_std` and `R_t` (and `Omega`, `Omega_std` with `observe.frequency`). The
+    same spec and seeds give identical data: a seed fixes the frequencies, the initial
+    phases and, for noisy models, the Brownian path.
 
     **Arguments:**
 
@@ -446,7 +532,10 @@ def run_study(
 
     **Dataset:** dimensions are the swept parameters (named after them, e.g. `K`), then
     `seed`, `time` (and `osc` with trajectories). Variables: `R` and `R_std` (over the
-    final `observe.window`), `R_t` (|Z| every `solve.save_every` steps), and with
+    final `observe.window`), `R_t` (|Z| every `solve.save_every` steps), with
+    `observe.frequency` the mean effective frequency `Omega` over the window and its
+    spread across oscillators `Omega_std` (from the phases saved every
+    `solve.save_every` steps and their exact winding numbers), and with
     `observe.trajectories` also `theta` and `omega`.
     """
     if not isinstance(spec, StudySpec):

@@ -166,6 +166,20 @@ IN_PROCESS = {
         "'rk4'",
     ),
     "bool for number": (TINY.replace("t1 = 2.0", "t1 = true"), "solve.t1 = true"),
+    "negative noise": (
+        TINY.replace("[sweep]", "[model.noise]\nD = -0.5\n\n[sweep]"),
+        "model.noise.D = -0.5",
+    ),
+    "ODE solver with noise": (
+        TINY.replace("[sweep]", "[model.noise]\nD = 0.1\n\n[sweep]").replace(
+            "save_every", 'solver = "rk4"\nsave_every'
+        ),
+        '"sra1" (the model has noise',
+    ),
+    "delay shorter than dt": (
+        TINY.replace("[sweep]", "[model.delays]\ntau = 0.05\n\n[sweep]"),
+        "smallest positive delay 0.05 (model.delays.tau)",
+    ),
 }
 
 
@@ -183,6 +197,17 @@ def test_error_classes_in_process(case, command, tmp_path, capsys):
     assert captured.out == ""
     assert_one_error_line(captured.err, needle)
     assert [p.name for p in tmp_path.iterdir()] == ["bad.toml"]
+
+
+@pytest.mark.parametrize(
+    "name", ["noisy_critical_coupling", "delayed_frequency"], ids=str
+)
+def test_validate_noise_and_delay_studies(name, capsys):
+    path = ROOT / "studies" / f"{name}.toml"
+    assert main(["validate", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == f"ok: {name} ({load_spec(path).num_points} points)"
+    assert captured.err == ""
 
 
 def test_plot_errors(tmp_path, capsys):

@@ -48,11 +48,93 @@ window = 1.0
 chunk_size = 3
 """
 
+#: Identical oscillators (omega = 0), K = 1.5, with noise D swept: K_c = 2D = 0.5 (so
+#: synchronised, R = 0.902) and 3 (incoherent).
+TINY_NOISY = """
+[study]
+name = "tiny_noisy"
+
+[model]
+kind = "kuramoto"
+n = 256
+
+[model.frequencies]
+distribution = "identical"
+loc = 0.0
+
+[model.coupling]
+kind = "mean_field"
+K = 1.5
+
+[model.noise]
+
+[sweep]
+D = [0.25, 1.5]
+seeds = 2
+
+[solve]
+t1 = 30.0
+dt = 0.1
+solver = "heun"
+save_every = 5
+
+[observe]
+window = 15.0
+
+[output]
+chunk_size = 3
+"""
+
+#: Identical oscillators (omega = 1, K = 1) with a swept delay tau.
+TINY_DELAYED = """
+[study]
+name = "tiny_delayed"
+
+[model]
+kind = "kuramoto"
+n = 8
+
+[model.frequencies]
+distribution = "identical"
+loc = 1.0
+
+[model.coupling]
+kind = "mean_field"
+K = 1.0
+
+[model.delays]
+
+[model.initial_phases]
+spread = 0.5
+
+[sweep]
+tau = [0.0, 0.5, 1.37]
+seeds = 2
+
+[solve]
+t1 = 40.0
+dt = 0.05
+solver = "rk4"
+save_every = 10
+
+[observe]
+window = 10.0
+frequency = true
+"""
+
 
 def edit(old: str, new: str, text: str = TINY) -> str:
     """`text` with `old` replaced by `new` (which must occur exactly once)."""
     assert text.count(old) == 1, old
     return text.replace(old, new)
+
+
+#: TINY_NOISY with a fixed D = 0.25 instead of the D sweep.
+NOISY_FIXED = edit(
+    "D = [0.25, 1.5]\n",
+    "",
+    edit("[model.noise]\n", "[model.noise]\nD = 0.25\n", TINY_NOISY),
+)
 
 
 def without_section(name: str, text: str = TINY) -> str:
@@ -96,7 +178,9 @@ def test_quickstart_is_the_documented_experiment():
     assert spec.output.path == "data/runs/quickstart.nc"
 
 
-@pytest.mark.parametrize("text", [TINY, *[p.read_text() for p in STUDIES]])
+@pytest.mark.parametrize(
+    "text", [TINY, TINY_NOISY, TINY_DELAYED, *[p.read_text() for p in STUDIES]]
+)
 def test_round_trip(text):
     spec = parse_spec(text)
     again = parse_spec(spec.to_toml())
@@ -228,6 +312,119 @@ BAD_SPECS = {
         "table",
     ),
     "invalid toml": (edit("dt = 0.1", "dt = "), "invalid TOML", "line"),
+    # noise
+    "negative D": (
+        edit("D = 0.25", "D = -0.1", NOISY_FIXED),
+        "model.noise.D = -0.1",
+        ">= 0",
+    ),
+    "negative swept D": (
+        edit("D = [0.25, 1.5]", "D = [0.1, -0.2]", TINY_NOISY),
+        "sweep.D = [0.1, -0.2]",
+        ">= 0",
+    ),
+    "D missing": (
+        edit("D = 0.25\n", "", NOISY_FIXED),
+        "model.noise.D: missing",
+        "sweep.D",
+    ),
+    "D swept and fixed": (
+        edit("[model.noise]\n", "[model.noise]\nD = 0.25\n", TINY_NOISY),
+        "model.noise.D = 0.25",
+        "sweep.D",
+    ),
+    "D swept without noise": (
+        edit("seeds = 2", "D = [0.1, 0.2]\nseeds = 2"),
+        "sweep.D",
+        "[model.noise]",
+    ),
+    "unknown brownian": (
+        edit("D = 0.25", 'D = 0.25\nbrownian = "trees"', NOISY_FIXED),
+        "model.noise.brownian",
+        "'tree'",
+    ),
+    "ODE solver with noise": (
+        edit('solver = "heun"', 'solver = "rk4"', TINY_NOISY),
+        'solve.solver = "rk4"',
+        '"euler", "euler_heun", "heun", "shark", "sra1" (the model has noise',
+    ),
+    "noise key typo": (
+        edit("D = 0.25", "d = 0.25", NOISY_FIXED),
+        "model.noise.d",
+        "did you mean 'D'",
+    ),
+    # identical frequencies
+    "scale with identical": (
+        edit("loc = 0.0", "loc = 0.0\nscale = 0.5", TINY_NOISY),
+        "model.frequencies.scale = 0.5",
+        "identical",
+    ),
+    "identical misspelt": (
+        edit('"identical"', '"identicle"', TINY_NOISY),
+        "model.frequencies.distribution",
+        "did you mean 'identical'",
+    ),
+    # delays
+    "negative tau": (
+        edit(
+            "[model.delays]\n",
+            "[model.delays]\ntau = -1.0\n",
+            edit("tau = [0.0, 0.5, 1.37]\n", "", TINY_DELAYED),
+        ),
+        "model.delays.tau = -1.0",
+        ">= 0",
+    ),
+    "negative swept tau": (
+        edit("tau = [0.0, 0.5, 1.37]", "tau = [-0.5, 0.5]", TINY_DELAYED),
+        "sweep.tau",
+        ">= 0",
+    ),
+    "tau shorter than dt": (
+        edit("tau = [0.0, 0.5, 1.37]", "tau = [0.0, 0.02, 1.37]", TINY_DELAYED),
+        "solve.dt = 0.05",
+        "smallest positive delay 0.02 (sweep.tau)",
+    ),
+    "fixed tau shorter than dt": (
+        edit(
+            "[model.delays]\n",
+            "[model.delays]\ntau = 0.01\n",
+            edit("tau = [0.0, 0.5, 1.37]\n", "", TINY_DELAYED),
+        ),
+        "solve.dt",
+        "model.delays.tau",
+    ),
+    "tau missing": (
+        edit("tau = [0.0, 0.5, 1.37]\n", "", TINY_DELAYED),
+        "model.delays.tau: missing",
+        "sweep.tau",
+    ),
+    "tau swept without delays": (
+        edit("seeds = 2", "tau = [0.5]\nseeds = 2"),
+        "sweep.tau",
+        "[model.delays]",
+    ),
+    "adaptive solver with delays": (
+        edit('solver = "rk4"', 'solver = "dopri5"', TINY_DELAYED),
+        'solve.solver = "dopri5"',
+        '"euler", "heun", "rk4" (the model has delays',
+    ),
+    "rk4 with noise and delays": (
+        edit(
+            "[model.delays]", "[model.noise]\nD = 0.1\n\n[model.delays]", TINY_DELAYED
+        ),
+        'solve.solver = "rk4"',
+        '"euler", "heun" (the model has noise and delays',
+    ),
+    "spread too wide": (
+        edit("spread = 0.5", "spread = 7.0", TINY_DELAYED),
+        "model.initial_phases.spread = 7.0",
+        "2 pi",
+    ),
+    "frequency not a bool": (
+        edit("frequency = true", "frequency = 1", TINY_DELAYED),
+        "observe.frequency = 1",
+        "true or false",
+    ),
 }
 
 
@@ -359,7 +556,9 @@ def test_failed_simulation_writes_nothing(tmp_path, monkeypatch):
 
 def test_trajectories_on_request(tmp_path):
     text = edit("n = 64", "n = 8")
-    text = edit("window = 1.0", "window = 1.0\ntrajectories = true", text)
+    text = edit(
+        "window = 1.0", "window = 1.0\ntrajectories = true\nfrequency = true", text
+    )
     ds = _run(text, tmp_path / "traj.nc")
     assert ds["theta"].dims == ("K", "seed", "time", "osc")
     assert ds["theta"].shape == (2, 2, 11, 8)
@@ -369,3 +568,166 @@ def test_trajectories_on_request(tmp_path):
     np.testing.assert_allclose(ds["R_t"].values, z, atol=1e-5)
     # Each seed draws its own frequencies.
     assert not np.array_equal(ds["omega"][0], ds["omega"][1])
+    # Omega (from exact winding numbers) agrees with the stored phases, unwrapped.
+    Omega = kl.effective_frequencies(ds["theta"].values, ds["time"].values, window=1.0)
+    np.testing.assert_allclose(ds["Omega"], Omega.mean(-1), atol=1e-4)
+    np.testing.assert_allclose(ds["Omega_std"], Omega.std(-1), atol=1e-4)
+    # Lorentzian frequencies below K_c = 1 (K = 0.5): no common rhythm.
+    assert np.all(ds["Omega_std"].values[0] > 0.05)
+
+
+# ---------------------------------------------------------------------------------
+# Noise, delays, identical oscillators, effective frequencies
+# ---------------------------------------------------------------------------------
+
+
+def _noisy_R(K: float, D: float) -> float:
+    """N -> infinity stationary R of identical noisy oscillators (SCIENCE.md 1)."""
+    from scipy.optimize import brentq
+    from scipy.special import i0e, i1e
+
+    if K <= 2 * D:
+        return 0.0
+    return brentq(lambda r: i1e(K * r / D) / i0e(K * r / D) - r, 1e-12, 1.0)
+
+
+def _delayed_Omega(tau: float, omega: float = 1.0, K: float = 1.0) -> float:
+    """The unique root of Omega = omega - K sin(Omega tau) for K tau < 1 (the lowest
+    one otherwise: the branch reached from a constant, nearly in-phase history)."""
+    from scipy.optimize import brentq
+
+    return brentq(lambda w: w - omega + K * np.sin(w * tau), omega - K, omega)
+
+
+def test_noise_and_delay_specs_parse():
+    noisy = parse_spec(NOISY_FIXED)
+    assert noisy.model.noisy and not noisy.model.delayed
+    assert noisy.model.noise.D == 0.25
+    assert noisy.model.noise.brownian == "increments"  # the sweep default
+    f = noisy.model.frequencies
+    assert (f.distribution, f.loc, f.scale, f.identical) == (
+        "identical",
+        0.0,
+        None,
+        True,
+    )
+    # A noisy model's default solver is Euler--Maruyama, as in kl.simulate.
+    assert (
+        parse_spec(edit('solver = "heun"\n', "", NOISY_FIXED)).solve.solver == "euler"
+    )
+    # Sweeping D: the noise table stays, without D.
+    swept = parse_spec(TINY_NOISY)
+    assert swept.model.noise.D is None and swept.sweep.names == ("D",)
+    assert swept.axis_values("D") == (0.25, 1.5) and swept.axis_values("K") == (1.5,)
+    delayed = parse_spec(TINY_DELAYED)
+    assert delayed.model.delayed and not delayed.model.noisy
+    assert delayed.model.delays.tau is None  # swept
+    assert delayed.sweep.values("tau") == (0.0, 0.5, 1.37)
+    assert delayed.model.initial_phases.spread == 0.5
+    assert delayed.observe.frequency is True
+    # Frequencies alone are a valid observation.
+    only = parse_spec(
+        edit(
+            "frequency = true",
+            "frequency = true\norder_parameter = false",
+            TINY_DELAYED,
+        )
+    )
+    assert only.observe.frequency and not only.observe.order_parameter
+
+
+def test_noise_key_is_separate_from_the_phase_key():
+    """A seed's Brownian key is neither its frequency key nor its phase key, and adding
+    noise leaves the frequencies and initial phases of a seed unchanged."""
+    import jax
+
+    from kuralab.study import _config, _draw, _noise_key
+
+    noisy = _config(parse_spec(NOISY_FIXED))
+    plain = _config(parse_spec(edit("[model.noise]\nD = 0.25\n\n", "", NOISY_FIXED)))
+    assert noisy.noisy and not plain.noisy
+    for seed in (0, 1, 7):
+        split = jax.random.split(jax.random.key(seed))
+        keys = [jax.random.key_data(k).tolist() for k in (*split, _noise_key(seed))]
+        assert keys[2] not in keys[:2]
+        for a, b in zip(_draw(noisy, seed), _draw(plain, seed), strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_noisy_study_near_theory_and_deterministic(tmp_path):
+    # One test (not a fixture shared by several): under xdist every worker would
+    # compile the study again.
+    ds = _run(TINY_NOISY, tmp_path / "noisy.nc")
+    assert ds["R"].dims == ("D", "seed")
+    assert ds["D"].attrs["units"] and ds["D"].attrs["long_name"]
+    assert ds.attrs["noise"] == "additive" and ds.attrs["K"] == 1.5
+    assert ds.attrs["brownian"] == "increments" and "D" not in ds.attrs  # swept
+    assert ds.attrs["distribution"] == "identical" and "scale" not in ds.attrs
+    R = ds["R"].values
+    # D = 0.25, K_c = 2D = 0.5 < K: the self-consistent R = I1(KR/D)/I0(KR/D) = 0.902.
+    np.testing.assert_allclose(R[0], _noisy_R(1.5, 0.25), atol=0.03)
+    # D = 1.5, K_c = 3 > K: incoherent up to finite-size fluctuations,
+    # sqrt(pi / (4 N (1 - K/K_c))) = 0.078 for N = 256.
+    assert np.all(R[1] < 0.2), R
+    # Noise is there: R(t) fluctuates in the synchronised state, and seeds differ.
+    assert np.all(ds["R_std"].values[0] > 1e-4)
+    assert not np.array_equal(ds["R_t"].isel(seed=0), ds["R_t"].isel(seed=1))
+
+    # Same spec, same data (the Brownian paths come from the seeds).
+    again = _run(TINY_NOISY, tmp_path / "again.nc")
+    xr.testing.assert_identical(_data(again), _data(ds))
+    # 4 points ran as chunks of 3 + 1 (padded); as one chunk of 4 nothing changes.
+    whole = _run(
+        edit("chunk_size = 3", "chunk_size = 4", TINY_NOISY), tmp_path / "w.nc"
+    )
+    xr.testing.assert_identical(_data(whole), _data(ds))
+
+
+def test_delayed_study_frequency_matches_theory_and_is_deterministic(tmp_path):
+    ds = _run(TINY_DELAYED, tmp_path / "delayed.nc")
+    assert ds["Omega"].dims == ("tau", "seed")
+    assert ds["Omega_std"].dims == ("tau", "seed")
+    for name in ("Omega", "Omega_std", "tau"):
+        assert ds[name].attrs["units"] and ds[name].attrs["long_name"], name
+    assert ds.attrs["delays"] == "uniform" and ds.attrs["K"] == 1.0
+    for tau in ds["tau"].values:
+        Omega = ds["Omega"].sel(tau=tau).values
+        # In-phase synchrony at the root of Omega = omega - K sin(Omega tau).
+        np.testing.assert_allclose(Omega, _delayed_Omega(float(tau)), atol=1e-3)
+        assert np.all(ds["Omega_std"].sel(tau=tau).values < 1e-4)
+    # The delay matters: without it Omega = omega = 1, with tau = 1.37 it is 0.437.
+    assert ds["Omega"].sel(tau=1.37).values.max() < 0.5
+    assert np.all(ds["R"].values > 0.999)
+
+    again = _run(TINY_DELAYED, tmp_path / "again.nc")
+    xr.testing.assert_identical(_data(again), _data(ds))
+
+
+def test_noisy_study_is_the_documented_experiment():
+    spec = load_spec(
+        pathlib.Path(__file__).parents[1] / "studies" / "noisy_critical_coupling.toml"
+    )
+    m = spec.model
+    assert m.frequencies.identical and m.frequencies.loc == 0.0
+    assert m.noise.D == 0.25 and m.n >= 2000 and not m.delayed
+    K = spec.sweep.values("K")
+    assert min(K) <= 0.1 and max(K) >= 1.5
+    assert sum(0.45 <= k <= 0.6 for k in K) >= 6  # dense near K_c = 2D = 0.5
+    assert len(spec.sweep.seeds) >= 3
+
+
+def test_delayed_study_is_the_documented_experiment():
+    spec = load_spec(
+        pathlib.Path(__file__).parents[1] / "studies" / "delayed_frequency.toml"
+    )
+    m = spec.model
+    assert m.frequencies.identical and m.frequencies.loc == 1.0
+    assert m.coupling.K == 1.0 and m.delayed and not m.noisy
+    assert m.initial_phases.spread < 1.0
+    tau = spec.sweep.values("tau")
+    assert min(tau) == 0.0 and max(tau) >= 3.0
+    dt = spec.solve.dt
+    assert dt <= min(t for t in tau if t > 0)
+    assert any(abs(t / dt - round(t / dt)) > 1e-6 for t in tau)  # off the step grid
+    assert spec.solve.solver == "rk4" and spec.observe.frequency
+    assert len(spec.sweep.seeds) >= 2

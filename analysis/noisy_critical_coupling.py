@@ -1,0 +1,277 @@
+"""Figure: R(K) of identical noisy oscillators against the noisy critical coupling 2D.
+
+    python analysis/noisy_critical_coupling.py data/runs/noisy_critical_coupling.nc \
+        --out data/runs/noisy_critical_coupling.png
+
+Reads a study result with a `K` sweep and a `seed` dimension for identical oscillators
+with additive noise of fixed diffusion coefficient D (`kuralab run
+studies/noisy_critical_coupling.toml`). For N -> infinity, incoherence loses stability at
+K_c = 2 D, and above it R solves the self-consistency R = I1(K R / D) / I0(K R / D)
+(solved here with `scipy.optimize.brentq`; SCIENCE.md section 1). Below K_c a finite
+population fluctuates around incoherence: Z is nearly Gaussian with
+<|Z|^2> = 1 / (N (1 - K/K_c)), so the time-averaged R is sqrt(pi / (4 N (1 - K/K_c))).
+
+The figure shows R (mean ± std over seeds) against the theory branch, with K_c = 2D
+marked (left), and the two estimates of K_c from the data (right):
+
+- onset fit: near onset the branch is R^2 ~ (K - K_c); a straight line through R^2 of
+  the points with 0.2 <= R <= 0.5 (above the finite-size level, below saturation)
+  crosses zero at K_c;
+- fluctuation fit: below K_c, pi / (4 N R^2) = 1 - K/K_c is linear in K and vanishes at
+  K_c (points with R <= 2.5 sqrt(pi / 4N), deep in the incoherent regime).
+
+Prints a table of K, R_sim, R_theory, the largest |R_sim - R_theory| for K >= 1.5 K_c,
+and both K_c estimates against 2D.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy.optimize import brentq  # noqa: E402
+from scipy.special import i0e, i1e  # noqa: E402
+
+import kuralab as kl  # noqa: E402
+from kuralab.plot import save_figure  # noqa: E402
+
+#: Compare with theory only well above K_c, where finite-N corrections are small.
+FAR_ABOVE = 1.5
+#: R range of the onset fit R^2 = a (K - K_c).
+ONSET = (0.2, 0.5)
+#: The fluctuation fit uses points with R <= this many times sqrt(pi / 4N).
+INCOHERENT = 2.5
+
+
+def theory_R(K, D: float) -> np.ndarray:
+    """The N -> infinity stationary R: 0 for K <= 2D, else the root of
+    R = I1(K R / D) / I0(K R / D) in (0, 1)."""
+    K = np.atleast_1d(np.asarray(K, dtype=np.float64))
+    out = np.zeros_like(K)
+    for i, k in enumerate(K):
+        if k > 2 * D:
+            # i1e/i0e: exponentially scaled Bessel functions, the same ratio, no overflow
+            out[i] = brentq(
+                lambda r, k=k: i1e(k * r / D) / i0e(k * r / D) - r,
+                1e-12,
+                1.0,
+                xtol=1e-14,
+            )
+    return out
+
+
+def onset_fit(K, R):
+    """(K_c, slope, mask) of R^2 = slope (K - K_c) on the onset points, or None."""
+    mask = (R >= ONSET[0]) & (R <= ONSET[1])
+    if mask.sum() < 2:
+        return None
+    slope, intercept = np.polyfit(K[mask], R[mask] ** 2, 1)
+    return -intercept / slope, slope, mask
+
+
+def fluctuation_fit(K, R, n: int):
+    """(K_c, coefficients, mask) of pi / (4 N R^2) = c0 + c1 K on incoherent points
+    (theory: c0 = 1, c1 = -1/K_c), or None."""
+    mask = R <= INCOHERENT * np.sqrt(np.pi / (4 * n))
+    if mask.sum() < 2:
+        return None
+    y = np.pi / (4 * n * R[mask] ** 2)
+    c1, c0 = np.polyfit(K[mask], y, 1)
+    return -c0 / c1, (c0, c1), mask
+
+
+def summarise(path: str | Path) -> dict:
+    """R(K) of a noisy study result, the theory at the same K, and K_c estimates."""
+    ds = kl.io.load(path)
+    if "K" not in ds.dims or "R" not in ds:
+        raise SystemExit(f"error: {path}: expected a study result with a K sweep and R")
+    if ds.attrs.get("noise") != "additive" or "D" not in ds.attrs:
+        raise SystemExit(
+            f"error: {path}: expected a noisy study with a fixed D (attribute 'D')"
+        )
+    if ds.attrs.get("distribution") != "identical":
+        raise SystemExit(f"error: {path}: expected identical oscillators")
+    R = ds["R"]
+    others = [d for d in R.dims if d not in ("K", "seed")]
+    if others:
+        raise SystemExit(f"error: {path}: R has extra swept dimensions {others}")
+    D = float(ds.attrs["D"])
+    n = int(ds.attrs["n"])
+    K = ds["K"].values.astype(np.float64)
+    mean = R.mean("seed").values.astype(np.float64)
+    return {
+        "K": K,
+        "mean": mean,
+        "std": R.std("seed").values.astype(np.float64),
+        "theory": theory_R(K, D),
+        "D": D,
+        "Kc": 2 * D,
+        "n": n,
+        "seeds": ds.sizes.get("seed", 1),
+        "onset": onset_fit(K, mean),
+        "fluct": fluctuation_fit(K, mean, n),
+        "solver": str(ds.attrs.get("solver", "")),
+        "dt": float(ds.attrs.get("dt", np.nan)),
+    }
+
+
+def figure(s: dict):
+    """The two-panel figure (returns the matplotlib Figure)."""
+    fig, (ax, bx) = plt.subplots(
+        1, 2, figsize=(11.5, 4.6), layout="constrained", width_ratios=(1.35, 1)
+    )
+    K, Kc, D, n = s["K"], s["Kc"], s["D"], s["n"]
+    fine = np.linspace(min(K.min(), Kc) * 0.95, K.max() * 1.02, 800)
+    ax.plot(
+        fine,
+        theory_R(fine, D),
+        color="0.2",
+        lw=1.5,
+        label=r"theory $N\to\infty$: $R = I_1(KR/D)/I_0(KR/D)$",
+    )
+    below = fine[fine < Kc * 0.985]
+    ax.plot(
+        below,
+        np.sqrt(np.pi / (4 * n * (1 - below / Kc))),
+        color="0.2",
+        lw=1.1,
+        ls="--",
+        label=r"incoherent, finite $N$: $\sqrt{\pi / 4N(1 - K/K_c)}$",
+    )
+    ax.axvline(Kc, color="0.6", lw=0.8, ls=":")
+    ax.annotate(
+        rf"$K_c = 2D$ = {Kc:g}",
+        (Kc, 0.97),
+        xycoords=("data", "axes fraction"),
+        xytext=(4, 0),
+        textcoords="offset points",
+        va="top",
+        color="0.4",
+    )
+    ax.errorbar(
+        K,
+        s["mean"],
+        yerr=s["std"],
+        fmt="o",
+        ms=4.5,
+        capsize=3,
+        color="C0",
+        label=f"simulation, N = {n} (mean ± std, {s['seeds']} seeds)",
+    )
+    ax.set_title(f"Identical oscillators with noise, D = {D:g}")
+    ax.set_xlabel("coupling strength K (rad per unit time)")
+    ax.set_ylabel("order parameter R (time average, dimensionless)")
+    ax.set_ylim(0, 1)
+    ax.set_xlim(fine[0], fine[-1])
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
+
+    # Right: where the data put K_c.
+    lo, hi = 0.5 * Kc, 1.3 * Kc
+    if s["fluct"] is not None:  # show every point of the fluctuation fit
+        lo = min(lo, float(K[s["fluct"][2]].min()) - 0.02 * Kc)
+    near = (K >= lo) & (K <= hi)
+    bx.plot(K[near], s["mean"][near] ** 2, "o", color="C0", ms=5, label=r"$R^2$")
+    line = np.linspace(lo, hi, 200)
+    if s["onset"] is not None:
+        kc, slope, mask = s["onset"]
+        bx.plot(K[mask], s["mean"][mask] ** 2, "o", color="C0", mfc="none", ms=10)
+        seg = line[line >= kc]
+        bx.plot(
+            seg,
+            slope * (seg - kc),
+            color="C0",
+            lw=1.2,
+            label=rf"onset fit $R^2 \propto K - K_c$: $K_c$ = {kc:.4f}",
+        )
+    bx.set_xlabel("coupling strength K (rad per unit time)")
+    bx.set_ylabel(r"$R^2$", color="C0")
+    bx.set_ylim(bottom=0)
+    cx = bx.twinx()
+    y = np.pi / (4 * n * s["mean"] ** 2)
+    cx.plot(K[near], y[near], "s", color="C3", ms=4.5, label=r"$\pi / 4NR^2$")
+    if s["fluct"] is not None:
+        kc, (c0, c1), mask = s["fluct"]
+        seg = line[line <= kc]
+        cx.plot(
+            seg,
+            c0 + c1 * seg,
+            color="C3",
+            lw=1.2,
+            label=rf"fluctuation fit $\pi/4NR^2 \propto K_c - K$: $K_c$ = {kc:.4f}",
+        )
+    cx.set_ylabel(r"$\pi / 4 N R^2$ (incoherent side)", color="C3")
+    cx.set_ylim(bottom=0)
+    bx.axvline(Kc, color="0.6", lw=0.8, ls=":")
+    bx.set_xlim(lo, hi)
+    bx.set_title(rf"$K_c$ from the data (theory $2D$ = {Kc:g})")
+    handles = bx.get_legend_handles_labels()
+    more = cx.get_legend_handles_labels()
+    bx.legend(
+        handles[0] + more[0],
+        handles[1] + more[1],
+        loc="upper center",
+        fontsize="x-small",
+    )
+    bx.grid(alpha=0.3)
+    return fig
+
+
+def table(s: dict) -> str:
+    lines = [f"{'K':>6}  {'R_sim':>15}  {'R_theory':>8}  {'error':>7}"]
+    for K, m, sd, th in zip(s["K"], s["mean"], s["std"], s["theory"], strict=True):
+        lines.append(f"{K:6.3f}  {m:7.4f} ± {sd:6.4f}  {th:8.4f}  {m - th:+7.4f}")
+    Kc = s["Kc"]
+    far = s["K"] >= FAR_ABOVE * Kc
+    if far.any():
+        err = np.abs(s["mean"] - s["theory"])[far].max()
+        lines.append(
+            f"max |R_sim - R_theory| for K >= {FAR_ABOVE:g} K_c = "
+            f"{FAR_ABOVE * Kc:g}: {err:.4f}"
+        )
+    for name, label in (
+        ("onset", f"onset fit R^2 = a (K - K_c), {ONSET[0]:g} <= R <= {ONSET[1]:g}"),
+        ("fluct", "fluctuation fit pi/(4 N R^2) = 1 - K/K_c, incoherent points"),
+    ):
+        fit = s[name]
+        if fit is None:
+            lines.append(f"K_c from {label}: too few points")
+            continue
+        kc, _, mask = fit
+        lines.append(
+            f"K_c from {label} ({int(mask.sum())} points): {kc:.4f} vs 2D = {Kc:g} "
+            f"({(kc - Kc) / Kc:+.1%})"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "result",
+        help="study result (netCDF), e.g. data/runs/noisy_critical_coupling.nc",
+    )
+    parser.add_argument("--out", help="output PNG (default: RESULT with .png)")
+    args = parser.parse_args(argv)
+    result = Path(args.result)
+    if not result.exists():
+        print(f"error: {result}: no such file", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else result.with_suffix(".png")
+    s = summarise(result)
+    fig = figure(s)
+    save_figure(fig, out, dpi=150)
+    plt.close(fig)
+    print(table(s))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
