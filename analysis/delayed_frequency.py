@@ -33,34 +33,15 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from scipy.optimize import brentq  # noqa: E402
 
 import kuralab as kl  # noqa: E402
 from kuralab.plot import save_figure  # noqa: E402
 
 
 def roots(tau: float, omega: float, K: float) -> np.ndarray:
-    """All roots of g(Omega) = Omega - omega + K sin(Omega tau), ascending.
-
-    They lie in [omega - |K|, omega + |K|]; g is sampled there finely enough to see every
-    sign change (g oscillates with period 2 pi / tau) and each bracket is refined with
-    `brentq`. Tangential double roots (exactly at a fold) are not resolved."""
-    lo, hi = omega - abs(K) - 1e-9, omega + abs(K) + 1e-9
-    if tau == 0 or K == 0:
-        return np.array([omega])
-
-    def g(x):
-        return x - omega + K * np.sin(x * tau)
-
-    num = int(200 * (1 + (hi - lo) * tau / (2 * np.pi))) + 1
-    x = np.linspace(lo, hi, num)
-    y = g(x)
-    found = [x[i] for i in np.flatnonzero(y == 0)]
-    for i in np.flatnonzero(y[:-1] * y[1:] < 0):
-        found.append(
-            brentq(g, x[i], x[i + 1], xtol=1e-15, rtol=4 * np.finfo(float).eps)
-        )
-    return np.unique(np.asarray(found, dtype=np.float64))
+    """All roots of Omega = omega - K sin(Omega tau), ascending
+    (`kl.theory.delayed_sync_frequencies`)."""
+    return kl.theory.delayed_sync_frequencies(omega, K, tau)[0]
 
 
 def stable(Omega, tau, K) -> np.ndarray:

@@ -7,7 +7,7 @@ Reads a study result with a `K` sweep and a `seed` dimension for identical oscil
 with additive noise of fixed diffusion coefficient D (`kuralab run
 studies/noisy_critical_coupling.toml`). For N -> infinity, incoherence loses stability at
 K_c = 2 D, and above it R solves the self-consistency R = I1(K R / D) / I0(K R / D)
-(solved here with `scipy.optimize.brentq`; SCIENCE.md section 1). Below K_c a finite
+(`kl.theory.noisy_order_parameter`; SCIENCE.md section 1). Below K_c a finite
 population fluctuates around incoherence: Z is nearly Gaussian with
 <|Z|^2> = 1 / (N (1 - K/K_c)), so the time-averaged R is sqrt(pi / (4 N (1 - K/K_c))).
 
@@ -35,8 +35,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from scipy.optimize import brentq  # noqa: E402
-from scipy.special import i0e, i1e  # noqa: E402
 
 import kuralab as kl  # noqa: E402
 from kuralab.plot import save_figure  # noqa: E402
@@ -50,20 +48,13 @@ INCOHERENT = 2.5
 
 
 def theory_R(K, D: float) -> np.ndarray:
-    """The N -> infinity stationary R: 0 for K <= 2D, else the root of
-    R = I1(K R / D) / I0(K R / D) in (0, 1)."""
-    K = np.atleast_1d(np.asarray(K, dtype=np.float64))
-    out = np.zeros_like(K)
-    for i, k in enumerate(K):
-        if k > 2 * D:
-            # i1e/i0e: exponentially scaled Bessel functions, the same ratio, no overflow
-            out[i] = brentq(
-                lambda r, k=k: i1e(k * r / D) / i0e(k * r / D) - r,
-                1e-12,
-                1.0,
-                xtol=1e-14,
-            )
-    return out
+    """The N -> infinity stationary R (`kl.theory.noisy_order_parameter`): 0 for
+    K <= 2D, else the root of R = I1(K R / D) / I0(K R / D) in (0, 1)."""
+    import jax
+
+    with jax.enable_x64(True):
+        K = np.atleast_1d(np.asarray(K, dtype=np.float64))
+        return np.asarray(kl.theory.noisy_order_parameter(K, D))
 
 
 def onset_fit(K, R):

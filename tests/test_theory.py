@@ -322,3 +322,42 @@ def test_finite_size_incoherent_R_against_monte_carlo(n):
     assert abs(R.mean() / predicted - 1) < 0.01
     with pytest.raises(ValueError, match="n.*>= 1"):
         theory.finite_size_incoherent_R(0)
+
+
+def test_noisy_order_parameter_against_scipy():
+    import scipy.optimize
+    import scipy.special
+
+    D = 0.25
+    Ks = np.array([0.3, 0.5, 0.55, 0.8, 1.5, 4.0])
+    got = np.asarray(kl.theory.noisy_order_parameter(jnp.asarray(Ks), D))
+    for K, r in zip(Ks, got, strict=True):
+        if K <= 2 * D:
+            assert r == 0.0
+        else:
+            ref = scipy.optimize.brentq(
+                lambda x, K=K: scipy.special.i1e(K * x / D) / scipy.special.i0e(K * x / D) - x,
+                1e-12, 1.0,
+            )
+            np.testing.assert_allclose(r, ref, atol=2e-6)
+    with pytest.raises(ValueError, match="`D` must be > 0"):
+        kl.theory.noisy_order_parameter(1.0, 0.0)
+
+
+def test_von_mises_mean_cos_limits():
+    import scipy.special
+
+    k = np.array([0.0, 0.5, 2.0, 50.0, 800.0])
+    got = np.asarray(kl.theory.von_mises_mean_cos(jnp.asarray(k)))
+    np.testing.assert_allclose(got[:4], scipy.special.i1(k[:4]) / scipy.special.i0(k[:4]), rtol=1e-5)
+    assert got[0] == 0.0 and 0.99 < got[-1] <= 1.0  # no overflow at large kappa
+
+
+def test_delayed_sync_frequencies_roots_and_stability():
+    for tau in (0.0, 0.5, 1.3, 2.75, 6.0):
+        roots, stable = kl.theory.delayed_sync_frequencies(1.0, 1.0, tau)
+        np.testing.assert_allclose(roots - 1.0 + np.sin(roots * tau), 0.0, atol=1e-12)
+        np.testing.assert_array_equal(stable, np.cos(roots * tau) > 0)
+        assert stable.any()
+    # tau = 6: several branches coexist
+    assert len(kl.theory.delayed_sync_frequencies(1.0, 1.0, 6.0)[0]) >= 3
