@@ -18,6 +18,8 @@ __version__ = importlib.metadata.version("kuralab")
 
 # public name -> private module that defines it (the curated API)
 _EXPORTS = {
+    "_akorn_step": ("AKOrNStep", "reference_gamma"),
+    "_attention": ("AttentionCoupling",),
     "_coupling": (
         "AbstractCoupling",
         "DenseCoupling",
@@ -26,6 +28,13 @@ _EXPORTS = {
         "SparseCoupling",
     ),
     "_delays": ("Delays",),
+    "_energy": (
+        "akorn_logged_energy",
+        "check_lyapunov",
+        "energy",
+        "lyapunov_hypotheses",
+        "phase_potential",
+    ),
     "_integrate": (
         "RESULTS",
         "RK4",
@@ -39,6 +48,13 @@ _EXPORTS = {
     "_misc": ("nonnegative_tag", "symmetric_tag", "wrap_phase"),
     "_models.base": ("AbstractModel", "AbstractPhaseModel", "AbstractSphereModel"),
     "_models.kuramoto": ("Forcing", "Kuramoto"),
+    "_models.sphere": (
+        "AbstractOmega",
+        "BlockOmega",
+        "SkewOmega",
+        "SphereKuramoto",
+        "random_sphere",
+    ),
     "_noise": ("Noise",),
     "_observables": (
         "circular_variance",
@@ -56,6 +72,11 @@ _EXPORTS = {
         "Geometric",
         "Linear",
         "Table",
+    ),
+    "_vector_coupling": (
+        "AbstractVectorCoupling",
+        "BlockCoupling",
+        "LatticeBlockCoupling",
     ),
 }
 _SUBMODULES = ("io", "testing", "theory")
@@ -79,6 +100,8 @@ def __dir__():
 
 if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
     from . import io as io, testing as testing, theory as theory
+    from ._akorn_step import AKOrNStep as AKOrNStep, reference_gamma as reference_gamma
+    from ._attention import AttentionCoupling as AttentionCoupling
     from ._coupling import (
         AbstractCoupling as AbstractCoupling,
         DenseCoupling as DenseCoupling,
@@ -87,6 +110,13 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         SparseCoupling as SparseCoupling,
     )
     from ._delays import Delays as Delays
+    from ._energy import (
+        akorn_logged_energy as akorn_logged_energy,
+        check_lyapunov as check_lyapunov,
+        energy as energy,
+        lyapunov_hypotheses as lyapunov_hypotheses,
+        phase_potential as phase_potential,
+    )
     from ._integrate import (
         RESULTS as RESULTS,
         RK4 as RK4,
@@ -108,6 +138,13 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         AbstractSphereModel as AbstractSphereModel,
     )
     from ._models.kuramoto import Forcing as Forcing, Kuramoto as Kuramoto
+    from ._models.sphere import (
+        AbstractOmega as AbstractOmega,
+        BlockOmega as BlockOmega,
+        SkewOmega as SkewOmega,
+        SphereKuramoto as SphereKuramoto,
+        random_sphere as random_sphere,
+    )
     from ._noise import Noise as Noise
     from ._observables import (
         circular_variance as circular_variance,
@@ -128,4 +165,9 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         Geometric as Geometric,
         Linear as Linear,
         Table as Table,
+    )
+    from ._vector_coupling import (
+        AbstractVectorCoupling as AbstractVectorCoupling,
+        BlockCoupling as BlockCoupling,
+        LatticeBlockCoupling as LatticeBlockCoupling,
     )

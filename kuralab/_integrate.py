@@ -35,6 +35,7 @@ import lineax as lx
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
+from ._akorn_step import AKOrNStep
 from ._delays import (
     DELAY_SOLVERS,
     SDDE_SOLVERS,
@@ -96,9 +97,10 @@ SOLVERS: dict[str, Callable[[], dfx.AbstractSolver]] = {
     "tsit5": dfx.Tsit5,
     "dopri5": dfx.Dopri5,
     "dopri8": dfx.Dopri8,
+    "akorn": AKOrNStep,  # AKOrN's discrete step x <- Pi[x + gamma f(x)] (dt = gamma)
 }
 #: Named solvers without an embedded error estimate (fixed step only).
-_NO_ERROR_ESTIMATE = (dfx.Euler, RK4)
+_NO_ERROR_ESTIMATE = (dfx.Euler, RK4, AKOrNStep)
 
 #: Solvers for models with noise (additive, so Ito and Stratonovich agree).
 SDE_SOLVERS: dict[str, Callable[[], dfx.AbstractSolver]] = {
@@ -437,7 +439,9 @@ def simulate(
       of size `(t1 - t0)/n`. With a step-size controller it is the initial step and the
       spacing of the default save grid.
     - `solver`: `"euler"`, `"heun"`, `"midpoint"`, `"ralston"`, `"rk4"` (default),
-      `"bosh3"`, `"tsit5"`, `"dopri5"`, `"dopri8"`, or any diffrax solver. Models with
+      `"bosh3"`, `"tsit5"`, `"dopri5"`, `"dopri8"`, `"akorn"` (AKOrN's discrete
+      projected step for sphere models, `dt` = the paper's gamma), or any diffrax
+      solver. Models with
       noise take `"euler"` (Euler--Maruyama), `"heun"`, `"euler_heun"`, `"sra1"` or
       `"shark"` (default for them: `"euler"` when `"rk4"` is left as the default). Models
       with delays take `"euler"`, `"heun"` or `"rk4"` (`"euler"`/`"heun"` with noise).

@@ -215,7 +215,19 @@ def test_grad_through_delayed_model_matches_finite_difference(x64):
     eps = 1e-5
     fd = (loss(1.5 + eps) - loss(1.5 - eps)) / (2 * eps)
     np.testing.assert_allclose(g, fd, rtol=1e-5)
-    # vmap over the coupling, and over delays with a static bound
+
+
+@pytest.mark.slow
+def test_vmap_over_coupling_and_delays(x64):
+    n = 6
+    omega = jnp.linspace(-0.4, 0.4, n)
+    y0 = kl.random_phases(jax.random.key(0), n)
+
+    def loss(K):
+        model = kl.Kuramoto(omega, kl.MeanField(K), delays=kl.Delays(0.37))
+        tr = kl.simulate(model, y0, t1=4.0, dt=0.05, saveat=kl.SaveAt(final=True))
+        return jnp.abs(kl.order_parameter(tr.final))
+
     Ks = jnp.array([0.5, 1.5])
     np.testing.assert_allclose(jax.vmap(loss)(Ks)[1], loss(1.5), rtol=1e-10)
 

@@ -4,8 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 import kuralab as kl
 from kuralab.testing import assert_phase_allclose
@@ -104,6 +103,7 @@ def test_lorentzian_mean_field_matches_theory(K):
     assert abs(R - theory) < 0.005, (K, R, theory)
 
 
+@pytest.mark.slow
 def test_incoherent_R_scales_as_inverse_sqrt_N():
     # Below K_c the order parameter is a finite-size fluctuation, R ~ c / sqrt(N).
     scaled = [
