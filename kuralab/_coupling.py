@@ -285,6 +285,27 @@ class SparseCoupling(AbstractCoupling):
         return evaluate(self.strength, t) * out
 
 
+def check_grid(spatial: tuple[int, ...], shape: tuple[int, ...], boundary: str) -> None:
+    """Validate a centred lattice kernel of spatial shape `spatial` on a grid `shape`."""
+    nd = len(spatial)
+    if len(shape) != nd or any(s < 1 for s in shape):
+        raise ValueError(
+            f"`shape` must be a grid shape of rank {nd} (the kernel's spatial rank); "
+            f"got {shape}"
+        )
+    if any(k % 2 == 0 for k in spatial):
+        raise ValueError(
+            f"`kernel` spatial sizes must be odd (it is centred); got {spatial}"
+        )
+    if boundary not in ("periodic", "open"):
+        raise ValueError(f"`boundary` must be 'periodic' or 'open'; got {boundary!r}")
+    if boundary == "periodic" and any(k > s for k, s in zip(spatial, shape, strict=True)):
+        raise ValueError(
+            f"periodic `kernel` {spatial} must not be larger than the grid {shape} "
+            "(it would count a neighbour twice)"
+        )
+
+
 class LatticeCoupling(AbstractCoupling):
     """A local kernel on a 1-D or 2-D grid: $(Ku)_i = s \\sum_d k_d\\, u_{i+d}$.
 
@@ -321,26 +342,7 @@ class LatticeCoupling(AbstractCoupling):
         shape = tuple(int(s) for s in shape)
         if kernel.ndim not in (1, 2):
             raise ValueError(f"`kernel` must be 1-D or 2-D; got shape {kernel.shape}")
-        if len(shape) != kernel.ndim or any(s < 1 for s in shape):
-            raise ValueError(
-                f"`shape` must be a grid shape of rank {kernel.ndim} (the kernel's); got "
-                f"{shape}"
-            )
-        if any(k % 2 == 0 for k in kernel.shape):
-            raise ValueError(
-                f"`kernel` sizes must be odd (it is centred); got shape {kernel.shape}"
-            )
-        if boundary not in ("periodic", "open"):
-            raise ValueError(
-                f"`boundary` must be 'periodic' or 'open'; got {boundary!r}"
-            )
-        if boundary == "periodic" and any(
-            k > s for k, s in zip(kernel.shape, shape, strict=True)
-        ):
-            raise ValueError(
-                f"periodic `kernel` {kernel.shape} must not be larger than the grid "
-                f"{shape} (it would count a neighbour twice)"
-            )
+        check_grid(kernel.shape, shape, boundary)
         check_finite("kernel", kernel)
         _check_strength(strength)
         declared = as_tags(tags)

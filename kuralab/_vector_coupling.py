@@ -35,6 +35,7 @@ from ._coupling import (
     AbstractCoupling,
     _check_declared,
     _check_strength,
+    check_grid,
 )
 from ._misc import as_tags, check_finite, is_concrete, symmetric_tag
 from ._schedules import AbstractSchedule, evaluate
@@ -226,26 +227,7 @@ class LatticeBlockCoupling(AbstractVectorCoupling):
             )
         nd = kernel.ndim - 2
         spatial = kernel.shape[:nd]
-        if len(shape) != nd or any(s < 1 for s in shape):
-            raise ValueError(
-                f"`shape` must be a grid shape of rank {nd} (the kernel's spatial rank); "
-                f"got {shape}"
-            )
-        if any(k % 2 == 0 for k in spatial):
-            raise ValueError(
-                f"`kernel` spatial sizes must be odd (it is centred); got {spatial}"
-            )
-        if boundary not in ("periodic", "open"):
-            raise ValueError(
-                f"`boundary` must be 'periodic' or 'open'; got {boundary!r}"
-            )
-        if boundary == "periodic" and any(
-            k > s for k, s in zip(spatial, shape, strict=True)
-        ):
-            raise ValueError(
-                f"periodic `kernel` {spatial} must not be larger than the grid {shape} "
-                "(it would count a neighbour twice)"
-            )
+        check_grid(spatial, shape, boundary)
         check_finite("kernel", kernel)
         declared = as_tags(tags)
         if declared - {symmetric_tag}:
