@@ -28,8 +28,14 @@ test-slow: $(STAMP)
 
 test-all: test test-slow
 
-bench: $(STAMP)
-	$(PY) benchmarks/run.py
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e ".[test,bench]"
+	touch $(BENCH_STAMP)
+
+# Benchmarks against NumPy, diffrax, the matvec/matmul roofline and peers (~12 min).
+bench: $(BENCH_STAMP)
+	$(PY) benchmarks/run.py --blas-threads 1
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
