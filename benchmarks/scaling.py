@@ -87,7 +87,9 @@ def run_scaling(ctx) -> list[Result]:
             ctx.log(f"  {kind} N={N} ({steps} steps)")
             ctx.timed(
                 r,
-                lambda i: kl.simulate(model, y0, t1=steps * dt, dt=dt, saveat=kl.SaveAt(final=True)).final,
+                lambda i, model=model, y0=y0, steps=steps: kl.simulate(
+                    model, y0, t1=steps * dt, dt=dt, saveat=kl.SaveAt(final=True)
+                ).final,
                 phase_check(ref, TOL),
             )
             rows.append(r)
