@@ -14,7 +14,9 @@ Design (DESIGN.md §1, §4):
   re-wrapped when saved.
 - The model is passed as diffrax `args`, so one compiled solve serves every parameter
   value of the same structure; `simulate` itself is `eqx.filter_jit`-compiled once per
-  (model structure, shapes, solver, save policy).
+  (model structure, shapes, solver, save policy, t0/t1/dt). The times are static so the
+  compiled solve has no host callback and is stored in JAX's persistent compilation
+  cache (a warm new process skips the XLA compile).
 - Failures (max steps, non-finite state) are reported in `Trajectory.result`; with
   `throw=True` (default) they raise `SimulationError` naming the time the state first
   became non-finite, when known.
@@ -597,9 +599,12 @@ def simulate(
         model,
         y0,
         saveat,
-        jnp.asarray(t0, dtype=y0.dtype),
-        jnp.asarray(t1, dtype=y0.dtype),
-        jnp.asarray(dt0, dtype=y0.dtype),
+        # Static floats, not traced arrays: the step count is static anyway, and
+        # traced times make diffrax add an `error_if` host callback, which keeps the
+        # compiled solve out of JAX's persistent compilation cache.
+        t0,
+        t1,
+        dt0,
         key,
         past,
         n=n,
@@ -706,8 +711,8 @@ def _solve(
     sde,
     delay,
 ) -> dict:
-    """The compiled solve: one compilation per (structure, shapes, n, save policy);
-    `t0`, `t1`, `dt0`, the key and every model parameter are traced."""
+    """The compiled solve: one compilation per (structure, shapes, times, step count,
+    save policy); the key and every model parameter are traced."""
     Y0 = _pack(model, y0)
     save_fn = _make_save_fn(saveat.fn)
     if saveat.ts is not None:
