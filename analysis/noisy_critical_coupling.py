@@ -26,7 +26,6 @@ and both K_c estimates against 2D.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -35,9 +34,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from _script import figure_main  # noqa: E402
 
 import kuralab as kl  # noqa: E402
-from kuralab.plot import save_figure  # noqa: E402
 
 #: Compare with theory only well above K_c, where finite-N corrections are small.
 FAR_ABOVE = 1.5
@@ -243,25 +242,7 @@ def table(s: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "result",
-        help="study result (netCDF), e.g. data/runs/noisy_critical_coupling.nc",
-    )
-    parser.add_argument("--out", help="output PNG (default: RESULT with .png)")
-    args = parser.parse_args(argv)
-    result = Path(args.result)
-    if not result.exists():
-        print(f"error: {result}: no such file", file=sys.stderr)
-        return 2
-    out = Path(args.out) if args.out else result.with_suffix(".png")
-    s = summarise(result)
-    fig = figure(s)
-    save_figure(fig, out, dpi=150)
-    plt.close(fig)
-    print(table(s))
-    print(f"wrote {out}")
-    return 0
+    return figure_main(__doc__, "data/runs/noisy_critical_coupling.nc", summarise, figure, table, argv)
 
 
 if __name__ == "__main__":

@@ -153,7 +153,7 @@ class DenseCoupling(AbstractCoupling):
                 f"`matrix` must be a square (osc, osc) array; got shape {matrix.shape}"
             )
         check_finite("matrix", matrix)
-        _check_strength(strength)
+        strength = _check_strength(strength)
         declared = as_tags(tags)
         concrete = is_concrete(matrix)
         proved = frozenset()
@@ -165,7 +165,7 @@ class DenseCoupling(AbstractCoupling):
                 proved |= {nonnegative_tag}
         _check_declared(declared, proved, "DenseCoupling", concrete)
         self.matrix = matrix
-        self.strength = _check_strength(strength)
+        self.strength = strength
         self.tags = declared | proved
 
     @property
@@ -227,7 +227,7 @@ class SparseCoupling(AbstractCoupling):
         if not isinstance(n, int | np.integer) or n < 1:
             raise ValueError(f"`n` must be a positive int; got {n!r}")
         check_finite("weights", weights)
-        _check_strength(strength)
+        strength = _check_strength(strength)
         declared = as_tags(tags)
         concrete = is_concrete(receivers, senders, weights)
         proved = frozenset()
@@ -249,7 +249,7 @@ class SparseCoupling(AbstractCoupling):
         self.senders = senders.astype(jnp.int32)
         self.weights = weights
         self.n = int(n)
-        self.strength = _check_strength(strength)
+        self.strength = strength
         self.tags = declared | proved
 
     @classmethod
@@ -344,7 +344,7 @@ class LatticeCoupling(AbstractCoupling):
             raise ValueError(f"`kernel` must be 1-D or 2-D; got shape {kernel.shape}")
         check_grid(kernel.shape, shape, boundary)
         check_finite("kernel", kernel)
-        _check_strength(strength)
+        strength = _check_strength(strength)
         declared = as_tags(tags)
         concrete = is_concrete(kernel)
         proved = frozenset()
@@ -358,7 +358,7 @@ class LatticeCoupling(AbstractCoupling):
         self.kernel = kernel
         self.shape = shape
         self.boundary = boundary
-        self.strength = _check_strength(strength)
+        self.strength = strength
         self.tags = declared | proved
 
     @property

@@ -678,16 +678,15 @@ def _raise_on_failure(traj: Trajectory) -> Trajectory:
     bad_value = np.asarray(result._value)[~ok].flat[0]
     message = RESULTS._index_to_message[int(bad_value)]
     where = ""
-    if traj.turns is not None or traj.ys is not None:
-        leaves = jax.tree_util.tree_leaves(traj.ys)
-        if leaves:
-            arr = np.asarray(leaves[0])
-            ts = np.asarray(traj.ts)
-            if arr.ndim >= 1 and ts.ndim == 1 and arr.shape[0] == ts.shape[0]:
-                finite = np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)
-                if not finite.all():
-                    first = int(np.argmin(finite))
-                    where = f" First non-finite saved state at t = {ts[first]:g}."
+    leaves = jax.tree_util.tree_leaves(traj.ys)
+    if leaves:
+        arr = np.asarray(leaves[0])
+        ts = np.asarray(traj.ts)
+        if arr.ndim >= 1 and ts.ndim == 1 and arr.shape[0] == ts.shape[0]:
+            finite = np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)
+            if not finite.all():
+                first = int(np.argmin(finite))
+                where = f" First non-finite saved state at t = {ts[first]:g}."
     raise SimulationError(message + where)
 
 

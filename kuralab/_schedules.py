@@ -17,7 +17,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
-from ._misc import check_finite
+from ._misc import check_finite, is_concrete
 
 
 class AbstractSchedule(eqx.Module):
@@ -161,6 +161,4 @@ class Table(AbstractSchedule):
 
 
 def _is_traced(x) -> bool:
-    from ._misc import is_concrete
-
     return not is_concrete(x)
