@@ -73,6 +73,7 @@ _EXPORTS = {
         "Linear",
         "Table",
     ),
+    "_sweep": ("sweep",),
     "_vector_coupling": (
         "AbstractVectorCoupling",
         "BlockCoupling",
@@ -166,6 +167,7 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         Linear as Linear,
         Table as Table,
     )
+    from ._sweep import sweep as sweep
     from ._vector_coupling import (
         AbstractVectorCoupling as AbstractVectorCoupling,
         BlockCoupling as BlockCoupling,

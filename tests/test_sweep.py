@@ -1,0 +1,285 @@
+"""`kl.sweep`: grid layout, agreement with direct `kl.simulate` runs, the adiabatic chain,
+theory (Lorentzian R(K) and locked fraction), and bad input."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import kuralab as kl
+from kuralab._sweep import _compiled
+
+N = 64
+T1, DT = 20.0, 0.1
+
+
+def make_lorentzian(K, seed):
+    kw, kt = jax.random.split(jax.random.key(seed))
+    omega = kl.sample_frequencies(kw, N, "lorentzian", scale=0.5)
+    return kl.Kuramoto(omega, kl.MeanField(K)), kl.random_phases(kt, N)
+
+
+def make_small(K, lag):
+    omega = jnp.linspace(-0.6, 0.6, 8)
+    theta0 = jnp.linspace(-2.0, 2.5, 8)
+    return kl.Kuramoto(omega, kl.MeanField(K), lag=lag), theta0
+
+
+ALL = ("R", "R_std", "Omega", "Omega_std", "Omega_Z", "locked", "R_t", "final")
+
+
+@pytest.fixture(scope="module")
+def grid():
+    Ks = np.array([0.5, 1.5, 3.0])
+    return Ks, kl.sweep(
+        make_lorentzian, {"K": Ks, "seed": [3, 7]}, t1=T1, dt=DT, observe=ALL
+    )
+
+
+def test_layout(grid):
+    Ks, ds = grid
+    assert ds.R.dims == ("K", "seed")
+    assert ds.R_t.dims == ("K", "seed", "time")
+    assert ds.final.dims == ("K", "seed", "osc")
+    np.testing.assert_array_equal(ds.K, Ks)
+    np.testing.assert_array_equal(ds.seed, [3, 7])
+    # The window is the second half: saves every step from t1/2 to t1.
+    np.testing.assert_allclose(ds.time, np.linspace(T1 / 2, T1, 101), atol=1e-9)
+    assert ds.attrs["mode"] == "independent" and ds.attrs["n"] == N
+    for name in ALL:
+        assert ds[name].attrs["units"] and ds[name].attrs["long_name"]
+    assert float(ds.R.min()) >= 0 and float(ds.R.max()) <= 1
+    assert float(ds.locked.min()) >= 0 and float(ds.locked.max()) <= 1
+
+
+def test_point_agrees_with_direct_simulation(grid):
+    """A grid point equals the same computation written with kl.simulate directly."""
+    _, ds = grid
+    for K, seed in [(1.5, 7), (0.5, 3)]:
+        model, theta0 = make_lorentzian(jnp.float32(K), seed)
+        pre = kl.simulate(model, theta0, t1=T1 / 2, dt=DT, saveat=kl.SaveAt(final=True))
+        win = kl.simulate(model, pre.final, t0=T1 / 2, t1=T1, dt=DT)
+        R_t = np.abs(np.mean(np.exp(1j * np.asarray(win.ys)), axis=-1))
+        Omega = np.asarray(kl.effective_frequencies(win))
+        point = ds.sel(K=K, seed=seed)
+        np.testing.assert_allclose(point.R_t, R_t, atol=2e-5)
+        np.testing.assert_allclose(point.R, R_t.mean(), atol=2e-5)
+        np.testing.assert_allclose(point.R_std, R_t.std(), atol=2e-5)
+        np.testing.assert_allclose(point.Omega, Omega.mean(), atol=1e-4)
+        np.testing.assert_allclose(point.Omega_std, Omega.std(), atol=1e-4)
+        kl.testing.assert_phase_allclose(point.final.values, win.final, atol=1e-4)
+        Z = np.mean(np.exp(1j * np.asarray(win.ys)), axis=-1)
+        Omega_Z = np.sum(np.angle(Z[1:] / Z[:-1])) / (T1 / 2)
+        np.testing.assert_allclose(point.Omega_Z, Omega_Z, atol=1e-3)
+        locked = np.mean(np.abs(Omega - Omega_Z) < 2 * np.pi / (T1 / 2))
+        np.testing.assert_allclose(point.locked, locked, atol=1e-6)
+
+
+def test_compiles_once_per_shape(grid):
+    """New parameter values and seeds with the same shapes reuse the compilation."""
+    before = _compiled("independent")._cache_size()
+    ds = kl.sweep(
+        make_lorentzian,
+        {"K": [0.7, 2.0, 2.5], "seed": [1, 2]},
+        t1=T1,
+        dt=DT,
+        observe=ALL,
+    )
+    assert _compiled("independent")._cache_size() == before
+    assert ds.R.shape == (3, 2)
+
+
+def test_chunks_do_not_change_data(grid):
+    _, ds = grid
+    chunked = kl.sweep(
+        make_lorentzian,
+        {"K": ds.K.values, "seed": [3, 7]},
+        t1=T1,
+        dt=DT,
+        observe=ALL,
+        chunk_size=4,  # 6 points: a full chunk and a padded one
+    )
+    for name in ALL:
+        np.testing.assert_array_equal(chunked[name].values, ds[name].values)
+
+
+def test_zip_and_array_axes():
+    omegas = np.stack([np.linspace(-0.5, 0.5, 8), np.linspace(-1, 1, 8)])
+
+    def make(K, lag, omega):
+        return kl.Kuramoto(omega, kl.MeanField(K), lag=lag), jnp.zeros(8)
+
+    ds = kl.sweep(
+        make,
+        {"K": [1.0, 2.0, 3.0], "lag": [0.0, 0.1, 0.2], "omega": omegas},
+        zip=("K", "lag"),
+        t1=10.0,
+        dt=0.1,
+        observe=("R", "Omega"),
+    )
+    assert ds.R.dims == ("K", "omega")
+    np.testing.assert_array_equal(ds.lag.values, [0.0, 0.1, 0.2])
+    assert ds.lag.dims == ("K",)
+    np.testing.assert_array_equal(ds.omega.values, [0, 1])
+    # Locked identical-mean networks: Omega equals the lag-shifted collective frequency
+    # 0 - K R sin(lag)... at least its sign: a positive lag slows the ensemble.
+    assert float(ds.Omega.sel(K=1.0, omega=0)) == pytest.approx(0.0, abs=1e-3)
+    assert float(ds.Omega.sel(K=3.0, omega=0)) < -0.1
+
+
+def test_adiabatic_is_a_chain_of_simulations():
+    """Each adiabatic step starts from the previous step's end state, up then down."""
+    Ks = np.array([2.0, 1.0, 0.3])
+    ds = kl.sweep(
+        make_small,
+        {"K": Ks, "lag": [0.0, 0.5]},
+        mode="adiabatic",
+        t1=6.0,
+        dt=0.1,
+        observe=("R", "final"),
+    )
+    assert ds.R.dims == ("direction", "K", "lag")
+    assert list(ds.direction.values) == ["up", "down"]
+    for lag in (0.0, 0.5):
+        model, y = make_small(jnp.float32(Ks[0]), jnp.float32(lag))
+        finals = {}
+        for direction, order in (("up", Ks), ("down", Ks[::-1])):
+            for K in order:
+                model, _ = make_small(jnp.float32(K), jnp.float32(lag))
+                pre = kl.simulate(
+                    model, y, t1=3.0, dt=0.1, saveat=kl.SaveAt(final=True)
+                )
+                win = kl.simulate(model, pre.final, t0=3.0, t1=6.0, dt=0.1)
+                y = win.final
+                finals[direction, K] = win.final
+        for (direction, K), final in finals.items():
+            got = ds.final.sel(direction=direction, K=K, lag=lag).values
+            kl.testing.assert_phase_allclose(got, final, atol=1e-4)
+
+
+def make_quantile(K):
+    omega = kl.sample_frequencies(
+        jax.random.key(0), 1500, "lorentzian", scale=0.5, sampling="quantile"
+    )
+    return kl.Kuramoto(omega, kl.MeanField(K)), kl.random_phases(
+        jax.random.key(1), 1500
+    )
+
+
+def test_lorentzian_theory():
+    """R(K) = sqrt(1 - 2 gamma / K) and the locked fraction (2/pi) arctan(K R / gamma)
+    (oscillators with |omega| <= K R lock) of a large network."""
+    gamma, Ks = 0.5, np.array([1.5, 2.5, 4.0])
+    ds = kl.sweep(
+        make_quantile, {"K": Ks}, t1=60.0, dt=0.1, window=30.0, observe=("R", "locked")
+    )
+    R = np.sqrt(1 - 2 * gamma / Ks)
+    np.testing.assert_allclose(ds.R, R, atol=0.01)
+    np.testing.assert_allclose(
+        ds.locked, 2 / np.pi * np.arctan(Ks * R / gamma), atol=0.02
+    )
+
+
+def make_sphere(J, seed):
+    x0 = kl.random_sphere(jax.random.key(seed), (6,), dim=3)
+    return kl.SphereKuramoto(
+        None, kl.MeanField(J), jnp.array([0.0, 0.0, 0.3]), n_osc=6
+    ), x0
+
+
+def test_sphere_model_order_parameter_and_energy():
+    ds = kl.sweep(
+        make_sphere,
+        {"J": [0.5, 2.0], "seed": [0]},
+        t1=4.0,
+        dt=0.05,
+        observe=("R", "energy", "final", "trajectory"),
+    )
+    assert ds.final.dims == ("J", "seed", "osc", "dim")
+    assert ds.trajectory.dims == ("J", "seed", "time", "osc", "dim")
+    np.testing.assert_allclose(np.linalg.norm(ds.final, axis=-1), 1.0, atol=1e-5)
+    x = ds.trajectory.values
+    R = np.linalg.norm(x.mean(axis=-2), axis=-1).mean(axis=-1)
+    np.testing.assert_allclose(ds.R, R, atol=1e-5)
+    for J in (0.5, 2.0):
+        model, _ = make_sphere(jnp.float32(J), 0)
+        xs = ds.trajectory.sel(J=J, seed=0).values
+        E = np.mean([float(kl.energy(model, xi)) for xi in xs])
+        np.testing.assert_allclose(ds.energy.sel(J=J, seed=0), E, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="phase model"):
+        kl.sweep(
+            make_sphere, {"J": [1.0], "seed": [0]}, t1=1.0, dt=0.1, observe="locked"
+        )
+
+
+def make_noisy(D, seed):
+    omega = jnp.zeros(16)
+    model = kl.Kuramoto(omega, kl.MeanField(1.0), noise=kl.Noise(D))
+    return model, jnp.zeros(16)
+
+
+def test_noisy_sweep_is_reproducible_and_seeded():
+    axes = {"D": [0.1, 0.3], "seed": [0, 1]}
+    a = kl.sweep(make_noisy, axes, t1=4.0, dt=0.05, observe=("R", "final"))
+    b = kl.sweep(make_noisy, axes, t1=4.0, dt=0.05, observe=("R", "final"))
+    np.testing.assert_array_equal(a.final.values, b.final.values)
+    f = a.final.values
+    assert not np.allclose(f[:, 0], f[:, 1])  # seeds draw different noise paths
+    assert float(a.R.sel(D=0.1).mean()) > float(a.R.sel(D=0.3).mean())
+
+
+def make_failing(K):
+    y0 = jnp.where(K > 1.0, jnp.nan, 0.0) * jnp.ones(4)
+    return kl.Kuramoto(jnp.zeros(4), kl.MeanField(K)), y0
+
+
+def test_failed_point_is_named():
+    with pytest.raises(
+        kl.SimulationError, match=r"1 of 2 sweep points failed \(first at K = 2"
+    ):
+        kl.sweep(make_failing, {"K": [0.5, 2.0]}, t1=1.0, dt=0.1, observe="R")
+    ds = kl.sweep(
+        make_failing, {"K": [0.5, 2.0]}, t1=1.0, dt=0.1, observe="R", throw=False
+    )
+    assert ds.result.sel(K=0.5) == kl.RESULTS.successful._value
+    assert ds.result.sel(K=2.0) != kl.RESULTS.successful._value
+
+
+def _bad(**kw):
+    args = dict(make=make_small, axes={"K": [1.0], "lag": [0.0]}, t1=2.0, dt=0.1)
+    args.update(kw)
+    return args
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(axes={}), "non-empty dict"),
+        (dict(axes={"K": [], "lag": [0.0]}), r"axes\['K'\].*non-empty"),
+        (dict(axes={"K": [1.0, math.nan], "lag": [0.0]}), r"axes\['K'\]\[1\].*finite"),
+        (dict(axes={"K": ["a"], "lag": [0.0]}), r"axes\['K'\].*numbers"),
+        (dict(axes={"K": [1.0], "time": [0.0]}), "reserved"),
+        (dict(axes={"K": [1.0], "seed": [0.5]}), "integers"),
+        (dict(observe=("R", "Rr")), "unknown observable 'Rr'.*did you mean"),
+        (dict(zip=("K", "lag"), axes={"K": [1.0, 2.0], "lag": [0.0]}), "equal lengths"),
+        (dict(zip=("K", "lg")), "unknown axis 'lg'"),
+        (dict(mode="adiabatic", along="KK"), "`along` = 'KK'"),
+        (dict(along="K"), "only used with mode='adiabatic'"),
+        (dict(mode="sideways"), "`mode` must be one of"),
+        (dict(window=5.0), "`window` must be a duration"),
+        (dict(dt=-0.1), "`dt` must be > 0"),
+        (dict(t1=0.0), "`t1` must be > t0"),
+        (dict(chunk_size=0), "`chunk_size` must be a positive int"),
+    ],
+)
+def test_bad_input(kw, match):
+    args = _bad(**kw)
+    with pytest.raises(ValueError, match=match):
+        kl.sweep(args.pop("make"), args.pop("axes"), **args)
+
+
+def test_make_must_return_model_and_state():
+    with pytest.raises(TypeError, match=r"must return a tuple \(model, y0\)"):
+        kl.sweep(lambda K: make_small(K, 0.0)[0], {"K": [1.0]}, t1=1.0, dt=0.1)
