@@ -112,7 +112,7 @@ class KuramotoSpec:
     `kl.Kuramoto(omega, coupling, lag, delays, noise)` with frequencies and initial
     phases drawn per seed."""
 
-    n: int
+    n: int | None  # None when `sweep.n` sweeps the network size
     frequencies: FrequencySpec
     coupling: MeanFieldSpec
     noise: NoiseSpec | None = None
@@ -131,23 +131,38 @@ class KuramotoSpec:
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """`[sweep]`: named parameter axes (product grid, in file order) and the seeds."""
+    """`[sweep]`: named parameter axes (product grid, in file order), the seeds, and
+    optionally network sizes `n` (always the outermost dimension: each size is its own
+    compilation).
+
+    `mode = "adiabatic"` turns the `along` axis into a quasi-static parameter curve:
+    each value starts from the final state of the previous one, up the listed values
+    and then back down (dimension `direction`), to expose hysteresis."""
 
     axes: tuple[tuple[str, tuple[float, ...]], ...] = ()
     seeds: tuple[int, ...] = (0,)
+    sizes: tuple[int, ...] = ()
+    mode: str = "independent"
+    along: str | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.axes)
 
     @property
+    def adiabatic(self) -> bool:
+        return self.mode == "adiabatic"
+
+    @property
     def shape(self) -> tuple[int, ...]:
-        """Grid shape: one entry per axis, then the number of seeds."""
-        return tuple(len(v) for _, v in self.axes) + (len(self.seeds),)
+        """Grid shape: the sizes (if swept), one entry per axis, then the seeds."""
+        sizes = (len(self.sizes),) if self.sizes else ()
+        return sizes + tuple(len(v) for _, v in self.axes) + (len(self.seeds),)
 
     @property
     def num_points(self) -> int:
-        return math.prod(self.shape)
+        """Number of simulations (an adiabatic ramp runs each value up and down)."""
+        return math.prod(self.shape) * (2 if self.adiabatic else 1)
 
     def values(self, name: str) -> tuple[float, ...]:
         return dict(self.axes)[name]
@@ -182,11 +197,14 @@ class SolveSpec:
 @dataclass(frozen=True)
 class ObserveSpec:
     """`[observe]`: what to store. `window` is the duration at the end of the run over
-    which R is time-averaged and effective frequencies are measured (`frequency`)."""
+    which R is time-averaged and effective frequencies are measured (`frequency`);
+    `locked` stores the fraction of oscillators whose effective frequency is within
+    2 pi / window of the mean field's rotation rate."""
 
     window: float
     order_parameter: bool = True
     frequency: bool = False
+    locked: bool = False
     trajectories: bool = False
 
 
@@ -321,6 +339,8 @@ class _Table:
     def integer(self, key, *, default=_MISSING, ge=None, expected=None) -> int:
         expected = expected or "an integer" + (f" >= {ge}" if ge is not None else "")
         value = self.get(key, expected, default)
+        if value is None and default is None:
+            return None
         if not isinstance(value, int) or isinstance(value, bool):
             self.fail(key, value, expected)
         if ge is not None and value < ge:
@@ -392,6 +412,8 @@ _AXIS_FORM = (
     "a non-empty list of distinct finite numbers or a range table "
     "{start = ..., stop = ..., num = ...}"
 )
+_MODES = ("independent", "adiabatic")
+_SIZES_FORM = "a non-empty list of distinct integers >= 1 (network sizes)"
 _SEED_FORM = (
     "an integer >= 1 (a number of seeds 0, 1, ...) or a non-empty list of distinct "
     "integers in [0, 2**31)"
@@ -458,7 +480,7 @@ def _parse_model(root: _Table) -> tuple[KuramotoSpec, set[str]]:
         raw,
         ("kind", "n", "frequencies", "coupling", "noise", "delays", "initial_phases"),
     )
-    n = t.integer("n", ge=1)
+    n = t.integer("n", default=None, ge=1)
     freq = _parse_frequencies(t)
     c = t.table("coupling", ("kind", "K", "lag"), what=' with kind = "mean_field"')
     c.string("kind", choices=_COUPLING_KINDS)
@@ -541,9 +563,50 @@ def _parse_axis(t: _Table, name: str) -> tuple[float, ...]:
     return values
 
 
+def _parse_sizes(t: _Table) -> tuple[int, ...]:
+    if "n" not in t.data:
+        return ()
+    raw = t.data["n"]
+    if (
+        not isinstance(raw, list)
+        or not raw
+        or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in raw
+        )
+        or len(set(raw)) != len(raw)
+    ):
+        t.fail("n", raw, _SIZES_FORM)
+    return tuple(raw)
+
+
+def _parse_mode(t: _Table, axes) -> tuple[str, str | None]:
+    mode = t.string("mode", default="independent", choices=_MODES)
+    names = [name for name, _ in axes]
+    if mode == "independent":
+        if "along" in t.data:
+            t.fail("along", t.data["along"], 'no value unless mode = "adiabatic"')
+        return mode, None
+    if not names:
+        t.fail(
+            "mode",
+            mode,
+            'a parameter axis to ramp as well (e.g. K = [...]) with mode = "adiabatic"',
+        )
+    along = t.string(
+        "along",
+        default=names[0],
+        choices=names,
+        expected="the name of a swept parameter axis (" + ", ".join(names) + ")",
+    )
+    return mode, along
+
+
 def _parse_sweep(root: _Table) -> SweepSpec:
-    t = root.table("sweep", (*SWEEPABLE, "seeds"), required=False)
-    axes = tuple((name, _parse_axis(t, name)) for name in t.data if name != "seeds")
+    t = root.table("sweep", (*SWEEPABLE, "n", "seeds", "mode", "along"), required=False)
+    skip = ("seeds", "n", "mode", "along")
+    axes = tuple((name, _parse_axis(t, name)) for name in t.data if name not in skip)
+    sizes = _parse_sizes(t)
+    mode, along = _parse_mode(t, axes)
     raw = t.data.get("seeds", 1)
     if isinstance(raw, int) and not isinstance(raw, bool):
         if raw < 1:
@@ -558,7 +621,7 @@ def _parse_sweep(root: _Table) -> SweepSpec:
         seeds = tuple(raw)
     else:
         t.fail("seeds", raw, _SEED_FORM)
-    return SweepSpec(axes=axes, seeds=seeds)
+    return SweepSpec(axes=axes, seeds=seeds, sizes=sizes, mode=mode, along=along)
 
 
 def _model_kind_note(noisy: bool, delayed: bool) -> str:
@@ -619,20 +682,29 @@ def _values(model: KuramotoSpec, sweep: SweepSpec, name: str) -> tuple[float, ..
     return () if value is None else (value,)
 
 
-def _parse_observe(root: _Table, solve: SolveSpec) -> ObserveSpec:
+def _parse_observe(root: _Table, solve: SolveSpec, sweep: SweepSpec) -> ObserveSpec:
     t = root.table(
         "observe",
-        ("order_parameter", "frequency", "window", "trajectories"),
+        ("order_parameter", "frequency", "locked", "window", "trajectories"),
         required=False,
     )
     span = solve.t1 - solve.t0
     order = t.boolean("order_parameter", default=True)
     frequency = t.boolean("frequency", default=False)
+    locked = t.boolean("locked", default=False)
     trajectories = t.boolean("trajectories", default=False)
     if not (order or frequency or trajectories):
         raise SpecError(
             "observe.order_parameter = false: expected true (or frequency = true or "
             "trajectories = true); nothing would be stored"
+        )
+    if trajectories and sweep.adiabatic:
+        t.fail("trajectories", True, 'false with sweep.mode = "adiabatic"')
+    if trajectories and sweep.sizes:
+        t.fail(
+            "trajectories",
+            True,
+            "false when sweep.n sweeps the network size (the osc dimension varies)",
         )
     form = f"a duration > 0 and <= solve.t1 - solve.t0 = {span:g}"
     window = t.number("window", default=span / 2, gt=0, expected=form)
@@ -640,7 +712,7 @@ def _parse_observe(root: _Table, solve: SolveSpec) -> ObserveSpec:
         t.fail("window", window, form)
     times = solve.save_times()
     inside = int((times >= solve.t1 - window - 1e-9 * max(1.0, abs(solve.t1))).sum())
-    if (order or frequency) and inside < 2:
+    if (order or frequency or locked) and inside < 2:
         interval = solve.save_every * span / solve.num_steps
         t.fail(
             "window",
@@ -652,6 +724,7 @@ def _parse_observe(root: _Table, solve: SolveSpec) -> ObserveSpec:
         window=window,
         order_parameter=order,
         frequency=frequency,
+        locked=locked,
         trajectories=trajectories,
     )
 
@@ -672,6 +745,15 @@ def _parse_output(root: _Table, name: str) -> OutputSpec:
 
 def _check_sweep_vs_model(sweep: SweepSpec, model: KuramotoSpec, given: set[str]):
     swept = set(sweep.names)
+    if sweep.sizes and model.n is not None:
+        raise SpecError(
+            f"model.n = {model.n}: expected no value here, because sweep.n sweeps the "
+            "network size (set it in one place)"
+        )
+    if not sweep.sizes and model.n is None:
+        raise SpecError(
+            "model.n: missing; expected an integer >= 1 (or sweep it with sweep.n)"
+        )
     for name in SWEEPABLE:
         if name not in swept:
             continue
@@ -734,7 +816,7 @@ def parse_spec(text: str) -> StudySpec:
     sweep = _parse_sweep(root)
     model = _check_sweep_vs_model(sweep, model, given)
     solve = _parse_solve(root, model, sweep)
-    observe = _parse_observe(root, solve)
+    observe = _parse_observe(root, solve, sweep)
     output = _parse_output(root, study.name)
     return StudySpec(
         study=study,
@@ -822,7 +904,19 @@ def _to_toml(spec: StudySpec) -> str:
             if m.initial_phases.spread != FULL_CIRCLE
             else []
         ),
-        _toml_table("sweep", [*spec.sweep.axes, ("seeds", spec.sweep.seeds)]),
+        _toml_table(
+            "sweep",
+            [
+                *([("n", spec.sweep.sizes)] if spec.sweep.sizes else []),
+                *spec.sweep.axes,
+                ("seeds", spec.sweep.seeds),
+                *(
+                    [("mode", spec.sweep.mode), ("along", spec.sweep.along)]
+                    if spec.sweep.adiabatic
+                    else []
+                ),
+            ],
+        ),
         _toml_table("solve", dataclasses.asdict(spec.solve).items()),
         _toml_table("observe", dataclasses.asdict(spec.observe).items()),
         _toml_table("output", dataclasses.asdict(spec.output).items()),

@@ -42,8 +42,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,13 +50,18 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from . import io
+from . import _runner
 from ._coupling import MeanField
 from ._delays import Delays
 from ._integrate import RESULTS, SaveAt, SimulationError, simulate
 from ._models.kuramoto import Kuramoto
 from ._noise import Noise
 from ._observables import effective_frequencies, order_parameter
+from ._runner import (
+    ChunkError as ChunkError,
+    ChunkStoreError as ChunkStoreError,
+    ClusterError as ClusterError,
+)
 from ._sampling import random_phases, sample_frequencies
 from ._spec import (
     FULL_CIRCLE,
@@ -83,6 +86,9 @@ from ._spec import (
 
 __all__ = [
     "SpecError",
+    "ChunkStoreError",
+    "ClusterError",
+    "ChunkError",
     "StudySpec",
     "StudyInfo",
     "KuramotoSpec",
@@ -116,6 +122,11 @@ VARIABLES = {
         "rad",
         "std across oscillators of the effective frequencies over the window",
     ),
+    "locked": (
+        "1",
+        "fraction of oscillators whose effective frequency is within 2 pi / window of "
+        "the mean field's rotation rate",
+    ),
     "theta": ("rad", "oscillator phase, wrapped to [-pi, pi)"),
     "omega": ("rad", "natural frequency (rad per unit time)"),
 }
@@ -125,6 +136,8 @@ COORDS = {
     "D": ("rad2", "noise diffusion coefficient D (rad^2 per unit time)"),
     "tau": ("1", "transmission delay tau (time units)"),
     "seed": ("1", "PRNG seed (frequencies, initial phases and noise)"),
+    "n": ("1", "number of oscillators"),
+    "direction": ("1", "adiabatic ramp direction: up the listed values, then down"),
     "time": ("1", "time (dimensionless model time)"),
 }
 
@@ -182,21 +195,24 @@ class _RunConfig:
     num_saved: int
     order_parameter: bool
     frequency: bool
+    locked: bool
     trajectories: bool
 
     @property
     def save_states(self) -> bool:
         """Save phases (not only R): frequencies need them (winding numbers)."""
-        return self.frequency or self.trajectories
+        return self.frequency or self.locked or self.trajectories
 
 
-def _config(spec: StudySpec) -> _RunConfig:
+def _config(spec: StudySpec, n: int | None = None) -> _RunConfig:
+    """The static run configuration (`n`: the network size of this chunk, needed when
+    `sweep.n` sweeps it)."""
     m, f, s, o = spec.model, spec.model.frequencies, spec.solve, spec.observe
     times = s.save_times()
     cutoff = s.t1 - o.window - 1e-9 * max(1.0, abs(s.t1))
     window_start = int((times < cutoff).sum())
     return _RunConfig(
-        n=m.n,
+        n=m.n if n is None else int(n),
         distribution=f.distribution,
         loc=f.loc,
         scale=f.scale,
@@ -217,6 +233,7 @@ def _config(spec: StudySpec) -> _RunConfig:
         num_saved=len(times),
         order_parameter=o.order_parameter,
         frequency=o.frequency,
+        locked=o.locked,
         trajectories=o.trajectories,
     )
 
@@ -256,9 +273,14 @@ def _noise_key(seed):
     return jax.random.fold_in(jax.random.key(seed), NOISE_STREAM)
 
 
-def _simulate_point(cfg: _RunConfig, K, lag, D, tau, seed) -> dict:
-    """One sweep point, reduced on device."""
-    omega, theta0 = _draw(cfg, seed)
+def _simulate_point(
+    cfg: _RunConfig, K, lag, D, tau, seed, theta0=None, noise_key=None
+) -> tuple[dict, jax.Array]:
+    """One sweep point, reduced on device; also returns the final phases. `theta0` and
+    `noise_key` override the seed's initial phases and Brownian key (adiabatic steps)."""
+    omega, drawn = _draw(cfg, seed)
+    theta0 = drawn if theta0 is None else theta0
+    noise_key = _noise_key(seed) if noise_key is None else noise_key
     model = Kuramoto(
         omega,
         MeanField(K),
@@ -278,7 +300,7 @@ def _simulate_point(cfg: _RunConfig, K, lag, D, tau, seed) -> dict:
         dt=cfg.dt,
         solver=cfg.solver,
         saveat=saveat,
-        key=_noise_key(seed) if cfg.noisy else None,
+        key=noise_key if cfg.noisy else None,
         brownian=cfg.brownian,
         throw=False,
     )
@@ -297,17 +319,53 @@ def _simulate_point(cfg: _RunConfig, K, lag, D, tau, seed) -> dict:
         out["R"] = jnp.mean(window)
         out["R_std"] = jnp.std(window)
         out["R_t"] = R_t
-    if cfg.frequency:
+    if cfg.frequency or cfg.locked:
         Omega = effective_frequencies(traj, window=cfg.window)  # (osc,)
+    if cfg.frequency:
         out["Omega"] = jnp.mean(Omega)
         out["Omega_std"] = jnp.std(Omega)
+    if cfg.locked:
+        # The mean field's rotation rate over the window, from its wrapped increments.
+        psi = jnp.angle(jnp.mean(jnp.exp(1j * theta[cfg.window_start :]), axis=-1))
+        steps = jnp.mod(jnp.diff(psi) + jnp.pi, 2 * jnp.pi) - jnp.pi
+        Omega_Z = jnp.sum(steps) / cfg.window
+        out["locked"] = jnp.mean(jnp.abs(Omega - Omega_Z) < 2 * jnp.pi / cfg.window)
     if cfg.trajectories:
         out["theta"] = theta
-    return out
+    return out, traj.final
 
 
 def _chunk_impl(cfg: _RunConfig, K, lag, D, tau, seed) -> dict:
-    return jax.vmap(lambda *p: _simulate_point(cfg, *p))(K, lag, D, tau, seed)
+    return jax.vmap(lambda *p: _simulate_point(cfg, *p)[0])(K, lag, D, tau, seed)
+
+
+def _adiabatic_point(cfg: _RunConfig, along: int, curve, K, lag, D, tau, seed):
+    """Ramp parameter number `along` of (K, lag, D, tau) through `curve` and back: each
+    value starts from the previous final phases. Outputs gain leading axes
+    (direction, value)."""
+    params = [K, lag, D, tau]
+    num = curve.shape[0]
+
+    def body(theta, xs):
+        value, step = xs
+        p = list(params)
+        p[along] = value
+        key = jax.random.fold_in(_noise_key(seed), step)
+        out, final = _simulate_point(cfg, *p, seed, theta0=theta, noise_key=key)
+        return final, out
+
+    _, theta0 = _draw(cfg, seed)
+    steps = jnp.arange(num)
+    theta_up, up = jax.lax.scan(body, theta0, (curve, steps))
+    _, down = jax.lax.scan(body, theta_up, (curve[::-1], num + steps))
+    down = jax.tree_util.tree_map(lambda a: a[::-1], down)
+    return jax.tree_util.tree_map(lambda u, d: jnp.stack([u, d]), up, down)
+
+
+def _adiabatic_impl(cfg: _RunConfig, along: int, curve, K, lag, D, tau, seed) -> dict:
+    return jax.vmap(lambda *p: _adiabatic_point(cfg, along, curve, *p))(
+        K, lag, D, tau, seed
+    )
 
 
 def _omegas(cfg: _RunConfig, seeds) -> jax.Array:
@@ -319,20 +377,27 @@ def _omegas(cfg: _RunConfig, seeds) -> jax.Array:
 def _jitted(name: str):
     """`jax.jit` of a module-level function, built once per process (compiled once per
     config and chunk size; the persistent cache keeps it across processes)."""
+    if name == "adiabatic":
+        return jax.jit(_adiabatic_impl, static_argnums=(0, 1))
     return jax.jit({"chunk": _chunk_impl, "omegas": _omegas}[name], static_argnums=0)
 
 
 @dataclass(frozen=True)
 class _Grid:
-    """The flattened sweep grid: one entry per simulation, C order over
-    (axes..., seed)."""
+    """The flattened sweep grid: one entry per run, C order over
+    (n, axes..., seed). In adiabatic mode the ramped axis is not part of the grid:
+    each entry ramps through `curve` (its column holds the first value)."""
 
     K: np.ndarray  # float64, one entry per point
     lag: np.ndarray  # float64
     D: np.ndarray  # float64 (0 without noise)
     tau: np.ndarray  # float64 (0 without delays)
     seed: np.ndarray  # int64
-    shape: tuple[int, ...]
+    n: np.ndarray  # int64: network size of each point
+    shape: tuple[int, ...]  # grid shape (without the ramped axis)
+    dims: tuple[str, ...]  # dimension names of `shape`
+    along: str | None = None  # the ramped parameter (adiabatic mode)
+    curve: tuple[float, ...] = ()  # its values
 
     @property
     def size(self) -> int:
@@ -341,20 +406,31 @@ class _Grid:
 
 def _grid(spec: StudySpec) -> _Grid:
     sweep = spec.sweep
-    axes = [np.asarray(v, dtype=np.float64) for _, v in sweep.axes]
-    axes.append(np.asarray(sweep.seeds, dtype=np.int64))
-    mesh = np.meshgrid(*axes, indexing="ij") if axes else []
-    flat = {name: m.ravel() for (name, _), m in zip(sweep.axes, mesh, strict=False)}
-    seed = mesh[-1].ravel()
-    size = seed.size
+    named = [(name, np.asarray(v, dtype=np.float64)) for name, v in sweep.axes]
+    if sweep.adiabatic:
+        named = [(name, v) for name, v in named if name != sweep.along]
+    if sweep.sizes:
+        named.insert(0, ("n", np.asarray(sweep.sizes, dtype=np.int64)))
+    named.append(("seed", np.asarray(sweep.seeds, dtype=np.int64)))
+    mesh = np.meshgrid(*[v for _, v in named], indexing="ij")
+    flat = {name: m.ravel() for (name, _), m in zip(named, mesh, strict=True)}
+    size = flat["seed"].size
 
     def column(name):
         if name in flat:
             return flat[name]
+        if name == sweep.along:
+            return np.full(size, sweep.values(name)[0], dtype=np.float64)
         return np.full(size, spec.fixed(name), dtype=np.float64)
 
     return _Grid(
-        **{name: column(name) for name in SWEEPABLE}, seed=seed, shape=sweep.shape
+        **{name: column(name) for name in SWEEPABLE},
+        seed=flat["seed"],
+        n=flat["n"] if "n" in flat else np.full(size, spec.model.n, dtype=np.int64),
+        shape=tuple(len(v) for _, v in named),
+        dims=tuple(name for name, _ in named),
+        along=sweep.along,
+        curve=sweep.values(sweep.along) if sweep.adiabatic else (),
     )
 
 
@@ -371,6 +447,8 @@ def _check_representable(spec: StudySpec, grid: _Grid) -> None:
     }
     for name in SWEEPABLE:
         column = getattr(grid, name)
+        if name == grid.along:
+            column = np.asarray(grid.curve)
         key = f"sweep.{name}" if name in spec.sweep.names else SWEEPABLE[name]
         values[key] = float(column[np.argmax(np.abs(column))])
     for key, value in values.items():
@@ -381,74 +459,106 @@ def _check_representable(spec: StudySpec, grid: _Grid) -> None:
             )
 
 
+def _group_size(grid: _Grid, chunk_size: int, start: int) -> int:
+    """Points per compiled batch for the network-size group starting at `start`."""
+    group = int((grid.n == grid.n[start]).sum())
+    return min(chunk_size, group)
+
+
 def _chunks(grid: _Grid, chunk_size: int) -> list[slice]:
-    size = min(chunk_size, grid.size)
-    return [slice(i, min(i + size, grid.size)) for i in range(0, grid.size, size)]
+    """Chunks of at most `chunk_size` points; a chunk never mixes network sizes (the
+    sizes are the outermost grid axis, so each size is a contiguous range)."""
+    out = []
+    start = 0
+    while start < grid.size:
+        stop = start + int((grid.n == grid.n[start]).sum())
+        size = min(chunk_size, stop - start)
+        out += [slice(i, min(i + size, stop)) for i in range(start, stop, size)]
+        start = stop
+    return out
 
 
 def run_chunk(spec: StudySpec, grid: _Grid, where: slice) -> dict:
     """Run the points `grid[where]` as one vmapped batch; returns numpy arrays with a
-    leading point axis. The batch is padded to the chunk size (repeating its last point)
-    so that every chunk reuses one compilation."""
-    size = min(spec.output.chunk_size, grid.size)
+    leading point axis (then `direction` and the ramped axis in adiabatic mode). The
+    batch is padded to the chunk size (repeating its last point) so that every chunk of
+    a network size reuses one compilation."""
+    size = _group_size(grid, spec.output.chunk_size, where.start)
     count = where.stop - where.start
     pad = np.concatenate(
         [np.arange(where.start, where.stop), np.full(size - count, where.stop - 1)]
     )
     dtype = jnp.result_type(float)
-    out = _jitted("chunk")(
-        _config(spec),
+    cfg = _config(spec, n=int(grid.n[where.start]))
+    columns = (
         jnp.asarray(grid.K[pad], dtype=dtype),
         jnp.asarray(grid.lag[pad], dtype=dtype),
         jnp.asarray(grid.D[pad], dtype=dtype),
         jnp.asarray(grid.tau[pad], dtype=dtype),
         jnp.asarray(grid.seed[pad], dtype=jnp.int32),
     )
+    if grid.along is None:
+        out = _jitted("chunk")(cfg, *columns)
+    else:
+        along = tuple(SWEEPABLE).index(grid.along)
+        curve = jnp.asarray(grid.curve, dtype=dtype)
+        out = _jitted("adiabatic")(cfg, along, curve, *columns)
     return {name: np.asarray(value)[:count] for name, value in out.items()}
 
 
-def _check_results(spec: StudySpec, grid: _Grid, results) -> None:
+def _check_results(results: xr.DataArray) -> None:
     ok = results == RESULTS.successful._value
-    if ok.all():
+    if bool(ok.all()):
         return
-    i = int(np.argmin(ok))
-    where = ", ".join(
-        [f"{name} = {getattr(grid, name)[i]:g}" for name in spec.sweep.names]
-        + [f"seed = {grid.seed[i]}"]
-    )
-    message = RESULTS._index_to_message[int(results[i])]
+    flat = ok.values.reshape(-1)
+    index = np.unravel_index(int(np.argmin(flat)), ok.shape)
+    point = results[index]
+    where = ", ".join(f"{d} = {point[d].values}" for d in results.dims)
+    message = RESULTS._index_to_message[int(point)]
     raise SimulationError(
-        f"{int((~ok).sum())} of {ok.size} simulations failed (first at {where}): "
+        f"{int((~flat).sum())} of {flat.size} simulations failed (first at {where}): "
         f"{message}"
     )
 
 
+def _shaped(grid: _Grid, value: np.ndarray) -> np.ndarray:
+    """(points[, direction, ramp], *rest) -> ([direction, ramp,] *grid.shape, *rest)."""
+    if grid.along is None:
+        return value.reshape(grid.shape + value.shape[1:])
+    value = np.moveaxis(np.moveaxis(value, 1, 0), 2, 1)
+    return value.reshape(value.shape[:2] + grid.shape + value.shape[3:])
+
+
 def _combine(spec: StudySpec, grid: _Grid, parts: list[dict]):
     """Concatenate per-chunk results and shape them into the study Dataset."""
-    merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    _check_results(spec, grid, merged.pop("result"))
-    dims = [*spec.sweep.names, "seed"]
+    merged = {k: _shaped(grid, np.concatenate([p[k] for p in parts])) for k in parts[0]}
+    dims = list(grid.dims)
     coords = {name: np.asarray(values) for name, values in spec.sweep.axes}
     coords["seed"] = np.asarray(spec.sweep.seeds, dtype=np.int64)
+    if spec.sweep.sizes:
+        coords["n"] = np.asarray(spec.sweep.sizes, dtype=np.int64)
+    if grid.along is not None:
+        dims = ["direction", grid.along, *dims]
+        coords["direction"] = np.array(["up", "down"])
+    _check_results(
+        xr.DataArray(
+            merged.pop("result"), dims=dims, coords={d: coords[d] for d in dims}
+        )
+    )
     data = {}
     if spec.observe.order_parameter:
         coords["time"] = spec.solve.save_times()
-        data["R"] = (dims, merged["R"].reshape(grid.shape))
-        data["R_std"] = (dims, merged["R_std"].reshape(grid.shape))
-        data["R_t"] = (
-            [*dims, "time"],
-            merged["R_t"].reshape(grid.shape + merged["R_t"].shape[1:]),
-        )
+        data["R"] = (dims, merged["R"])
+        data["R_std"] = (dims, merged["R_std"])
+        data["R_t"] = ([*dims, "time"], merged["R_t"])
     if spec.observe.frequency:
-        data["Omega"] = (dims, merged["Omega"].reshape(grid.shape))
-        data["Omega_std"] = (dims, merged["Omega_std"].reshape(grid.shape))
+        data["Omega"] = (dims, merged["Omega"])
+        data["Omega_std"] = (dims, merged["Omega_std"])
+    if spec.observe.locked:
+        data["locked"] = (dims, merged["locked"])
     if spec.observe.trajectories:
         coords["time"] = spec.solve.save_times()
-        theta = merged["theta"]
-        data["theta"] = (
-            [*dims, "time", "osc"],
-            theta.reshape(grid.shape + theta.shape[1:]),
-        )
+        data["theta"] = ([*dims, "time", "osc"], merged["theta"])
         seeds = np.asarray(spec.sweep.seeds, dtype=np.int32)
         omega = np.asarray(_jitted("omegas")(_config(spec), seeds))
         data["omega"] = (["seed", "osc"], omega)
@@ -478,7 +588,8 @@ def _attrs(spec: StudySpec) -> dict:
         "coupling": c.kind,
         "noise": "additive" if m.noisy else "none",
         "delays": "uniform" if m.delayed else "none",
-        "swept": " ".join(spec.sweep.names),
+        "swept": " ".join((("n",) if spec.sweep.sizes else ()) + spec.sweep.names),
+        "mode": spec.sweep.mode,
         "t0": s.t0,
         "t1": s.t1,
         "dt": s.dt,
@@ -488,6 +599,8 @@ def _attrs(spec: StudySpec) -> dict:
     }
     if m.noisy:
         attrs["brownian"] = m.noise.brownian
+    if spec.sweep.adiabatic:
+        attrs["along"] = spec.sweep.along
     present = (
         {"K", "lag"} | ({"D"} if m.noisy else set()) | ({"tau"} if m.delayed else set())
     )
@@ -501,34 +614,58 @@ def run_study(
     spec: StudySpec | str | os.PathLike,
     out: str | os.PathLike | None = None,
     *,
+    resume: bool = False,
+    workers: int | None = None,
+    scheduler=None,
     spec_text: str | None = None,
     progress: bool = True,
     compile_cache: bool = True,
 ) -> Path:
-    """Run a study in-process and write its netCDF file atomically.
+    """Run a study, chunk by chunk, and write its netCDF file atomically.
 
     The sweep grid (product of the `[sweep]` axes, times the seeds) is split into
     chunks of `output.chunk_size` points; each chunk is one `jax.vmap`-ed, jitted call
     (the last chunk is padded, so all chunks share one compilation), reduced on device
     to `R`, `R_std` and `R_t` (and `Omega`, `Omega_std` with `observe.frequency`). The
-    same spec and seeds give identical data: a seed fixes the frequencies, the initial
+    same spec and seeds give identical data, whichever backend ran it and however
+    often it was interrupted and resumed: a seed fixes the frequencies, the initial
     phases and, for noisy models, the Brownian path.
+
+    Each finished chunk is persisted (one file per chunk, written atomically) in the
+    directory `<out>.chunks/` before the next one starts, so a killed run loses at most
+    the chunks in flight; when all are finished the result is combined, written
+    atomically to `out`, and the directory is removed. See `kuralab._runner` for the
+    layout.
 
     **Arguments:**
 
     - `spec`: a `StudySpec`, or the path of a spec file.
     - `out`: output path (default `spec.output.path`, relative to the working
       directory); parent directories are created.
+    - `resume`: keep the finished chunks of an earlier, interrupted run of the same
+      spec and output and run only the others (nothing to resume: run normally).
+      Without it, a chunk directory holding finished chunks raises `ChunkStoreError`.
+    - `workers`: run the chunks on a local Dask cluster of this many worker processes
+      (one thread each), started and closed by this call.
+    - `scheduler`: run the chunks on an existing Dask cluster: the scheduler address
+      (`"tcp://host:8786"`) or a `dask.distributed.Client`. Not with `workers`.
 
     **Other arguments:**
 
     - `spec_text`: the spec's TOML text for provenance (default: the file's text, or
       `spec.to_toml()`).
-    - `progress`: print one progress line per chunk on stderr.
+    - `progress`: show progress on stderr: a tqdm bar (chunks, rate, ETA) on a
+      terminal, one line per finished chunk otherwise.
     - `compile_cache`: enable JAX's persistent compilation cache (`compile_cache_dir()`)
-      for this process.
+      for this process and the Dask workers.
 
-    **Returns:** the path written. Nothing is written if anything fails first.
+    **Returns:** the path written. The output is untouched if anything fails.
+
+    **Raises:** `SpecError` (invalid spec), `SimulationError` (a simulation failed; no
+    chunks are kept), `ChunkStoreError` (the chunk directory belongs to another run, or
+    holds finished chunks and `resume` is off), `ClusterError` (no Dask cluster could
+    be started or reached), `ChunkError` (a chunk failed on a Dask worker; finished
+    chunks are kept for `resume`).
 
     **Dataset:** dimensions are the swept parameters (named after them, e.g. `K`), then
     `seed`, `time` (and `osc` with trajectories). Variables: `R` and `R_std` (over the
@@ -538,6 +675,7 @@ def run_study(
     `solve.save_every` steps and their exact winding numbers), and with
     `observe.trajectories` also `theta` and `omega`.
     """
+    _runner.check_backend(workers, scheduler)
     if not isinstance(spec, StudySpec):
         spec, text = _read_spec(spec)
         spec_text = spec_text if spec_text is not None else text
@@ -549,25 +687,14 @@ def run_study(
 
     grid = _grid(spec)
     _check_representable(spec, grid)
-    chunks = _chunks(grid, spec.output.chunk_size)
-    parts = []
-    start = time.perf_counter()
-    for i, where in enumerate(chunks):
-        parts.append(run_chunk(spec, grid, where))
-        if progress:
-            _report(spec.study.name, i + 1, len(chunks), where.stop, grid.size, start)
-    ds = _combine(spec, grid, parts)
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return Path(io.save(ds, path, spec=spec_text, seeds=list(spec.sweep.seeds)))
-
-
-def _report(name: str, done: int, total: int, points: int, size: int, start: float):
-    elapsed = time.perf_counter() - start
-    eta = elapsed / done * (total - done)
-    print(
-        f"[{name}] chunk {done}/{total} ({points}/{size} points) "
-        f"{elapsed:.1f} s elapsed, {points / elapsed:.2f} points/s, ETA {eta:.0f} s",
-        file=sys.stderr,
-        flush=True,
+    return _runner.run(
+        spec,
+        grid,
+        path,
+        spec_text=spec_text,
+        resume=resume,
+        workers=workers,
+        scheduler=scheduler,
+        progress=progress,
+        compile_cache=compile_cache,
     )

@@ -4,6 +4,7 @@ chunking."""
 
 import pathlib
 
+import jax
 import numpy as np
 import pytest
 import xarray as xr
@@ -639,7 +640,6 @@ def test_noise_and_delay_specs_parse():
 def test_noise_key_is_separate_from_the_phase_key():
     """A seed's Brownian key is neither its frequency key nor its phase key, and adding
     noise leaves the frequencies and initial phases of a seed unchanged."""
-    import jax
 
     from kuralab.study import _config, _draw, _noise_key
 
@@ -731,3 +731,107 @@ def test_delayed_study_is_the_documented_experiment():
     assert any(abs(t / dt - round(t / dt)) > 1e-6 for t in tau)  # off the step grid
     assert spec.solve.solver == "rk4" and spec.observe.frequency
     assert len(spec.sweep.seeds) >= 2
+
+
+# ---------------------------------------------------------------------------------
+# Network-size axes and adiabatic ramps
+# ---------------------------------------------------------------------------------
+
+#: Uniform quantile frequencies: deterministic, so ramps can be replayed exactly.
+TINY_RAMP = """
+[study]
+name = "tiny_ramp"
+
+[model]
+kind = "kuramoto"
+n = 8
+
+[model.frequencies]
+distribution = "uniform"
+scale = 0.5
+sampling = "quantile"
+
+[model.coupling]
+kind = "mean_field"
+lag = 0.3
+
+[sweep]
+K = [1.5, 0.2]
+seeds = 1
+mode = "adiabatic"
+
+[solve]
+t1 = 6.0
+dt = 0.1
+save_every = 3
+
+[observe]
+window = 3.0
+frequency = true
+locked = true
+"""
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ("n = 8\n", "", r"model\.n: missing; expected an integer >= 1 \(or sweep it"),
+        ("seeds = 1", "seeds = 1\nn = [4]", r"model\.n = 8: expected no value here"),
+        ("n = 8\n", "", r"sweep\.n = \[4, 4\]: expected a non-empty list of distinct"),
+        ('mode = "adiabatic"', 'mode = "adiabatc"', "did you mean 'adiabatic'"),
+        ('mode = "adiabatic"', 'mode = "adiabatic"\nalong = "D"', r"sweep\.along"),
+        ('mode = "adiabatic"', 'along = "K"', r'sweep\.along = "K": expected no value'),
+        ("locked = true", "locked = true\ntrajectories = true", "trajectories"),
+    ],
+)
+def test_size_and_ramp_spec_errors(old, new, message):
+    text = TINY_RAMP.replace(old, new)
+    if message.startswith(r"sweep\.n = "):
+        text = text.replace("seeds = 1", "seeds = 1\nn = [4, 4]")
+    with pytest.raises(SpecError, match=message):
+        parse_spec(text)
+
+
+def test_size_and_ramp_spec_round_trip():
+    spec = parse_spec(
+        TINY_RAMP.replace("n = 8\n", "").replace("seeds = 1", "n = [4, 8]")
+    )
+    assert spec.sweep.sizes == (4, 8) and spec.sweep.along == "K"
+    assert spec.num_points == 2 * 2 * 2  # sizes x K values x (up, down)
+    assert parse_spec(spec.to_toml()) == spec
+
+
+def test_adiabatic_study_replays_as_a_chain_of_simulations(tmp_path):
+    """Each ramp value starts from the previous value's final phases: up the listed
+    values, then back down. Replayed here with kl.simulate directly."""
+    ds = _run(TINY_RAMP, tmp_path / "ramp.nc")
+    assert ds["R"].dims == ("direction", "K", "seed")
+    assert list(ds["direction"].values) == ["up", "down"]
+    assert ds.attrs["mode"] == "adiabatic" and ds.attrs["along"] == "K"
+    from kuralab.study import _config, _draw
+
+    # The seed's frequencies and initial phases, drawn as the study draws them.
+    omega, theta = _draw(_config(parse_spec(TINY_RAMP)), 0)
+    for direction, Ks in (("up", [1.5, 0.2]), ("down", [0.2, 1.5])):
+        for K in Ks:
+            model = kl.Kuramoto(omega, kl.MeanField(K), lag=0.3)
+            traj = kl.simulate(model, theta, t1=6.0, dt=0.1, saveat=kl.SaveAt(every=3))
+            theta = traj.final
+            R_t = np.abs(np.mean(np.exp(1j * np.asarray(traj.ys)), axis=-1))
+            got = ds.sel(direction=direction, K=K, seed=0)
+            np.testing.assert_allclose(got["R_t"], R_t, atol=1e-5)
+            Omega = kl.effective_frequencies(traj, window=3.0)
+            np.testing.assert_allclose(got["Omega"], np.mean(Omega), atol=1e-4)
+    # Strong coupling locks everyone (the short window makes the lock test coarse:
+    # tolerance 2 pi / 3, more than the frequency spread, so no claim at K = 0.2).
+    assert float(ds["locked"].sel(K=1.5).min()) == 1.0
+
+
+def test_size_axis_equals_fixed_size_studies(tmp_path):
+    text = TINY.replace("n = 64\n", "").replace("seeds = 2", "seeds = 2\nn = [16, 32]")
+    ds = _run(text, tmp_path / "sizes.nc")
+    assert ds["R"].dims == ("n", "K", "seed")
+    np.testing.assert_array_equal(ds["n"], [16, 32])
+    for n in (16, 32):
+        fixed = _run(TINY.replace("n = 64", f"n = {n}"), tmp_path / f"n{n}.nc")
+        np.testing.assert_allclose(ds["R_t"].sel(n=n), fixed["R_t"], atol=1e-6)
