@@ -80,7 +80,7 @@ _EXPORTS = {
         "LatticeBlockCoupling",
     ),
 }
-_SUBMODULES = ("io", "testing", "theory")
+_SUBMODULES = ("io", "spectral", "testing", "theory")
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
 
@@ -100,7 +100,12 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
-    from . import io as io, testing as testing, theory as theory
+    from . import (
+        io as io,
+        spectral as spectral,
+        testing as testing,
+        theory as theory,
+    )
     from ._akorn_step import AKOrNStep as AKOrNStep, reference_gamma as reference_gamma
     from ._attention import AttentionCoupling as AttentionCoupling
     from ._coupling import (
