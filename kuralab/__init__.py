@@ -20,6 +20,12 @@ __version__ = importlib.metadata.version("kuralab")
 _EXPORTS = {
     "_akorn_step": ("AKOrNStep", "reference_gamma"),
     "_attention": ("AttentionCoupling",),
+    "_continuation": (
+        "LockedState",
+        "continuation",
+        "locked_state",
+        "locking_threshold",
+    ),
     "_coupling": (
         "AbstractCoupling",
         "DenseCoupling",
@@ -108,6 +114,12 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
     )
     from ._akorn_step import AKOrNStep as AKOrNStep, reference_gamma as reference_gamma
     from ._attention import AttentionCoupling as AttentionCoupling
+    from ._continuation import (
+        LockedState as LockedState,
+        continuation as continuation,
+        locked_state as locked_state,
+        locking_threshold as locking_threshold,
+    )
     from ._coupling import (
         AbstractCoupling as AbstractCoupling,
         DenseCoupling as DenseCoupling,
