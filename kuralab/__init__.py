@@ -33,6 +33,7 @@ _EXPORTS = {
         "MeanField",
         "SparseCoupling",
     ),
+    "_critical": ("CriticalCouplingEstimate", "estimate_critical_coupling"),
     "_delays": ("Delays",),
     "_energy": (
         "akorn_logged_energy",
@@ -126,6 +127,10 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         LatticeCoupling as LatticeCoupling,
         MeanField as MeanField,
         SparseCoupling as SparseCoupling,
+    )
+    from ._critical import (
+        CriticalCouplingEstimate as CriticalCouplingEstimate,
+        estimate_critical_coupling as estimate_critical_coupling,
     )
     from ._delays import Delays as Delays
     from ._energy import (

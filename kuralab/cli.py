@@ -2,15 +2,24 @@
 
 ```
 kuralab run STUDY.toml [--out PATH]    # run a study, write one netCDF file atomically
+    [--resume]                         #   keep the finished chunks of a killed run
+    [--workers N | --scheduler ADDR]   #   run chunks on a local / existing Dask cluster
 kuralab validate STUDY.toml            # check a spec without running it
 kuralab plot RESULT.nc [--out PNG]     # ds.kura.plot(), saved atomically
 kuralab info                           # versions, devices, compile-cache location
 ```
 
-Bad input (an invalid spec, a missing file, bad arguments) prints exactly one line,
+`run` persists every finished chunk in `<out>.chunks/` (removed on success), so a killed
+run continues with `--resume`; without it, an existing chunk directory with finished
+chunks is an error rather than thrown away.
+
+Bad input (an invalid spec, a missing file, bad arguments, a chunk directory that
+belongs to another run, an unreachable Dask scheduler) prints exactly one line,
 `error: <message>`, on stderr and exits with status 2, writing nothing. A simulation
-that fails (non-finite state) exits with status 1. JAX, xarray and matplotlib are
-imported only by the commands that need them.
+that fails (non-finite state) or a chunk that fails on a Dask worker exits with status
+1, an interrupted run (Ctrl-C) with 130; the last two keep the finished chunks for
+`--resume`. JAX, xarray and matplotlib are imported only by the commands that need
+them.
 """
 
 from __future__ import annotations
@@ -23,6 +32,8 @@ from pathlib import Path
 EXIT_USAGE = 2
 #: Exit status for a run that failed (e.g. a diverging simulation).
 EXIT_FAILURE = 1
+#: Exit status for a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
 
 
 class CLIError(Exception):
@@ -47,6 +58,19 @@ def _existing_file(path: str, what: str) -> Path:
     if p.is_dir():
         raise CLIError(f"{path}: is a directory; expected {what}")
     return p
+
+
+def _workers(text: str) -> int:
+    """argparse type of `--workers`: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer >= 1 (Dask worker processes); got {text!r}"
+        )
+    return value
 
 
 def _output_path(path: str | None) -> Path | None:
@@ -86,17 +110,38 @@ def _cmd_run(args) -> int:
     out = _output_path(args.out)
 
     from ._integrate import SimulationError
+    from ._runner import ChunkError, ChunkStoreError, ClusterError, chunk_dir
     from .study import run_study
 
     start = time.perf_counter()
     try:
-        path = run_study(spec, out, spec_text=text, progress=not args.quiet)
+        path = run_study(
+            spec,
+            out,
+            spec_text=text,
+            progress=not args.quiet,
+            resume=args.resume,
+            workers=args.workers,
+            scheduler=args.scheduler,
+        )
     except SpecError as e:
         raise CLIError(f"{args.study}: {e}") from None
+    except (ChunkStoreError, ClusterError) as e:
+        raise CLIError(str(e)) from None
+    except ChunkError as e:
+        raise CLIError(str(e), EXIT_FAILURE) from None
     except SimulationError as e:
         raise CLIError(f"{args.study}: {e}", EXIT_FAILURE) from None
     except OSError as e:
         raise CLIError(f"cannot write the result: {e}", EXIT_FAILURE) from None
+    except KeyboardInterrupt:
+        chunks = chunk_dir(out if out is not None else spec.output.path)
+        kept = (
+            f"; finished chunks are kept in {chunks}: run again with --resume"
+            if chunks.is_dir()
+            else ""
+        )
+        raise CLIError(f"interrupted{kept}", EXIT_INTERRUPTED) from None
     elapsed = time.perf_counter() - start
     print(f"wrote {path} ({spec.num_points} simulations, {elapsed:.1f} s)")
     return 0
@@ -190,7 +235,28 @@ def _parser() -> argparse.ArgumentParser:
         "--out", metavar="PATH", help="output file (default: the spec's output.path)"
     )
     p.add_argument(
-        "-q", "--quiet", action="store_true", help="no progress lines on stderr"
+        "--resume",
+        action="store_true",
+        help="keep the finished chunks of an interrupted run of this spec and output "
+        "(in OUT.chunks/) and run only the others",
+    )
+    backend = p.add_mutually_exclusive_group()
+    backend.add_argument(
+        "--workers",
+        metavar="N",
+        type=_workers,
+        help="run the chunks on a local Dask cluster of N worker processes",
+    )
+    backend.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the chunks on an existing Dask cluster (e.g. tcp://host:8786)",
+    )
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bar or progress lines on stderr",
     )
     p.set_defaults(handler=_cmd_run)
 

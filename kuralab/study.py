@@ -33,9 +33,10 @@ is not a number), missing sections or keys, and impossible values, by raising
 `SpecError` with a one-line message that names the key path, the value and the expected
 form: `solve.dt = -0.1: expected a number > 0`.
 
-Execution is structured grid -> chunks -> per-chunk results -> combined Dataset, so that
-chunks can later be persisted (resume) or farmed out (Dask). Parsing and validation live
-in `kuralab._spec` (re-exported here).
+Execution is structured grid -> chunks -> per-chunk results -> combined Dataset; the
+chunk store (persistence, `--resume`), the progress display and the backends
+(in-process, Dask) live in `kuralab._runner`. Parsing and validation live in
+`kuralab._spec` (re-exported here).
 """
 
 from __future__ import annotations

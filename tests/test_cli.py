@@ -232,3 +232,112 @@ def test_no_command(capsys):
     assert_one_error_line(capsys.readouterr().err, "command")
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("kuralab ")
+
+
+# ---------------------------------------------------------------------------------
+# run: chunks, --resume, Dask backends (tests/test_runner.py covers the runner itself)
+# ---------------------------------------------------------------------------------
+
+
+def test_run_help_lists_the_backend_flags(capsys):
+    assert main(["run", "--help"]) == 0
+    out = capsys.readouterr().out
+    for flag in ("--resume", "--workers N", "--scheduler ADDRESS", "--quiet"):
+        assert flag in out
+
+
+@pytest.mark.parametrize(
+    "flags, needle",
+    [
+        (["--workers", "0"], "argument --workers: expected an integer >= 1"),
+        (["--workers", "-3"], "argument --workers: expected an integer >= 1"),
+        (["--workers", "two"], "got 'two'"),
+        (
+            ["--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"],
+            "argument --scheduler: not allowed with argument --workers",
+        ),
+        (
+            ["--scheduler", "nonsense"],
+            "cannot connect to the Dask scheduler at nonsense",
+        ),
+    ],
+    ids=["zero", "negative", "word", "both", "malformed address"],
+)
+def test_run_bad_backend_flags(flags, needle, tmp_path, capsys):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY)
+    assert main(["run", str(spec), "--out", str(tmp_path / "x.nc"), *flags]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert_one_error_line(captured.err, needle)
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny.toml"]
+
+
+def test_run_unreachable_scheduler_fails_fast(tmp_path, capsys):
+    import time
+
+    import dask
+
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY)
+    start = time.monotonic()
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        status = main(
+            ["run", str(spec), "--out", str(tmp_path / "x.nc")]
+            + ["--scheduler", "tcp://127.0.0.1:1"]
+        )
+    assert status == 2
+    assert time.monotonic() - start < 15
+    assert_one_error_line(
+        capsys.readouterr().err,
+        "cannot connect to the Dask scheduler at tcp://127.0.0.1:1",
+        "Timed out",
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny.toml"]
+
+
+def test_run_interrupted_then_resumed(tmp_path, monkeypatch, capsys):
+    import kuralab.study as study
+
+    # Two chunks of 2 points; Ctrl-C while the second is in flight.
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY + "\n[output]\nchunk_size = 2\n")
+    out = tmp_path / "out.nc"
+    real = study.run_chunk
+
+    def interrupted(spec, grid, where):
+        if where.start:
+            raise KeyboardInterrupt
+        return real(spec, grid, where)
+
+    monkeypatch.setattr(study, "enable_compile_cache", lambda *a, **k: None)
+    monkeypatch.setattr(study, "run_chunk", interrupted)
+    args = ["run", str(spec), "--out", str(out), "-q"]
+    assert main(args) == 130
+    assert_one_error_line(
+        capsys.readouterr().err, "interrupted", "out.nc.chunks", "--resume"
+    )
+    assert not out.exists()
+
+    monkeypatch.setattr(study, "run_chunk", real)
+    assert main(args) == 2  # finished chunks are never thrown away silently
+    assert_one_error_line(
+        capsys.readouterr().err, "1 of 2 finished chunks", "pass --resume"
+    )
+    changed = tmp_path / "changed.toml"
+    changed.write_text(spec.read_text().replace("t1 = 2.0", "t1 = 3.0"))
+    assert main(["run", str(changed), "--out", str(out), "--resume"]) == 2
+    assert_one_error_line(
+        capsys.readouterr().err,
+        "cannot resume",
+        "[solve] t1 = 3.0 here, t1 = 2.0 in the chunks",
+        "remove the directory",
+    )
+
+    assert main([*args, "--resume"]) == 0
+    assert capsys.readouterr().out.startswith(f"wrote {out}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "changed.toml",
+        "out.nc",
+        "tiny.toml",
+    ]
