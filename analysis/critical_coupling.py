@@ -12,7 +12,8 @@ distribution:
   infinite-N theory `kl.theory.order_parameter` and K_c = 2 / (pi g(0)) marked;
 - the estimated K_c against N (`kl.estimate_critical_coupling`, bootstrap standard
   errors over seeds): the onset fit R^2 ~ (1 - K_c/K) above K_c and the fluctuation fit
-  1/(N <R^2>) ~ (1 - K/K_c) below it, with the theory as a horizontal line;
+  1/(N <R^2>) ~ (1 - K/K_c) below it, and the susceptibility peak (the finite-size
+  pseudo-critical point), with the theory as a horizontal line;
 - the finite-size scaling collapse R N^(1/5) against (K - K_c) N^(2/5) with the theory
   K_c (the exponents of random frequency disorder, Hong, Chate, Park and Tang, PRL 99,
   184101 (2007)): curves for different N fall on one another near K_c.
@@ -37,7 +38,7 @@ import numpy as np  # noqa: E402
 
 import kuralab as kl  # noqa: E402
 
-METHODS = ("onset", "fluctuation")
+METHODS = ("onset", "fluctuation", "susceptibility")
 
 
 def _estimate(ds, n: int, method: str):
@@ -100,12 +101,12 @@ def figure(summaries: list[dict]):
             xlabel="K", ylabel="R", title=f"{s['distribution']} (scale {s['scale']:g})"
         )
         left.legend(fontsize=8)
-        for k, (method, marker) in enumerate(zip(METHODS, "os", strict=True)):
+        for k, (method, marker) in enumerate(zip(METHODS, "osd", strict=True)):
             ns, kc, se = [], [], []
             for z in s["sizes"]:
                 est = z[method]
                 if not isinstance(est, str):
-                    ns.append(z["n"] * (1.04 if k else 1.0))
+                    ns.append(z["n"] * 1.04**k)
                     kc.append(est.K_c)
                     se.append(est.stderr)
             if ns:

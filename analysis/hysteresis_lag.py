@@ -26,8 +26,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import jax
 import matplotlib
 
+jax.config.update("jax_enable_x64", True)  # folds located in float64
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -70,30 +72,29 @@ class _Model:
 def fold_K(omega: np.ndarray, lag: float, K_start: float) -> float:
     """K_L(alpha): the fold where the fully locked branch of the finite network ends,
     found by continuation downward from `K_start`."""
-    import jax
+    import jax.numpy as jnp
 
-    with jax.enable_x64(True):
-        import jax.numpy as jnp
-
-        w = jnp.asarray(omega - omega.mean())
-        make = _Model(w, jnp.float64(lag))
-        # Relax onto the locked state by simulation, then polish it with Newton.
-        model = make(jnp.float64(K_start))
-        guess = kl.simulate(
-            model, jnp.zeros_like(w), t1=200.0, dt=0.1, saveat=kl.SaveAt(final=True)
-        ).final
-        start = kl.locked_state(model, guess - guess[0])
-        ds = kl.continuation(
-            make,
-            start.phi,
-            p0=K_start,
-            ds=0.02,
-            direction=-1,
-            bounds=(0.0, K_start),
-            name="K",
-            max_steps=2000,
-        )
-        folds = ds.K.where(ds.fold == 1, drop=True).values
+    w = jnp.asarray(omega - omega.mean())
+    make = _Model(w, jnp.float64(lag))
+    # Relax onto the locked state by simulation, then polish it with Newton.
+    model = make(jnp.float64(K_start))
+    guess = kl.simulate(
+        model, jnp.zeros_like(w), t1=200.0, dt=0.1, saveat=kl.SaveAt(final=True)
+    ).final
+    start = kl.locked_state(model, guess - guess[0], throw=False)
+    if not start.converged:  # not fully locked even at the top of the ramp
+        return float("nan")
+    ds = kl.continuation(
+        make,
+        start.phi,
+        p0=K_start,
+        ds=0.02,
+        direction=-1,
+        bounds=(0.0, K_start),
+        name="K",
+        max_steps=2000,
+    )
+    folds = ds.K.where(ds.fold == 1, drop=True).values
     if folds.size == 0:
         return float("nan")
     return float(folds[0])

@@ -693,7 +693,7 @@ def _parse_observe(root: _Table, solve: SolveSpec, sweep: SweepSpec) -> ObserveS
     frequency = t.boolean("frequency", default=False)
     locked = t.boolean("locked", default=False)
     trajectories = t.boolean("trajectories", default=False)
-    if not (order or frequency or trajectories):
+    if not (order or frequency or locked or trajectories):
         raise SpecError(
             "observe.order_parameter = false: expected true (or frequency = true or "
             "trajectories = true); nothing would be stored"
