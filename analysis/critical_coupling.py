@@ -142,7 +142,7 @@ def table(summaries: list[dict]) -> str:
                         f"K_c = {est.K_c:.4f} +- {est.stderr:.4f}, deviation "
                         f"{est.deviation:+.2f} SE, {est.K_c / s['theory'] - 1:+.2%}"
                     )
-                lines.append(f"  N = {z['n']:<6d} {method:<12s} {text}")
+                lines.append(f"  N = {z['n']:<6d} {method:<14s} {text}")
     return "\n".join(lines)
 
 

@@ -6,22 +6,26 @@
 Reads a study result with a `K` sweep and a `seed` dimension for identical oscillators
 with additive noise of fixed diffusion coefficient D (`kuralab run
 studies/noisy_critical_coupling.toml`). For N -> infinity, incoherence loses stability at
-K_c = 2 D, and above it R solves the self-consistency R = I1(K R / D) / I0(K R / D)
-(`kl.theory.noisy_order_parameter`; SCIENCE.md section 1). Below K_c a finite
-population fluctuates around incoherence: Z is nearly Gaussian with
-<|Z|^2> = 1 / (N (1 - K/K_c)), so the time-averaged R is sqrt(pi / (4 N (1 - K/K_c))).
+K_c = 2 D (`kl.theory.noisy_critical_coupling`), and above it R solves the
+self-consistency R = I1(K R / D) / I0(K R / D) (`kl.theory.noisy_order_parameter`;
+SCIENCE.md section 1). Below K_c a finite population fluctuates around incoherence: Z is
+nearly Gaussian with <|Z|^2> = 1 / (N (1 - K/K_c)), so the time-averaged R is
+sqrt(pi / (4 N (1 - K/K_c))).
 
 The figure shows R (mean ± std over seeds) against the theory branch, with K_c = 2D
-marked (left), and the two estimates of K_c from the data (right):
+marked (left), and the estimates of K_c from the data (right), both by
+`kl.estimate_critical_coupling` (fit windows and the bootstrap standard error over seeds
+are documented there):
 
-- onset fit: near onset the branch is R^2 ~ (K - K_c); a straight line through R^2 of
-  the points with 0.2 <= R <= 0.5 (above the finite-size level, below saturation)
-  crosses zero at K_c;
-- fluctuation fit: below K_c, pi / (4 N R^2) = 1 - K/K_c is linear in K and vanishes at
-  K_c (points with R <= 2.5 sqrt(pi / 4N), deep in the incoherent regime).
+- onset: above K_c, R^2 = a (1 - K_c / K) (the square-root law R^2 ~ K - K_c) on the
+  points with max(0.2, 1.5 N^-1/4) <= R <= 0.5;
+- fluctuation: below K_c, 1 / (N <R^2>) = b (1 - K/K_c) on the incoherent points
+  (N <R^2> <= 6.25), with <R^2> = R^2 + R_std^2 from the study's time statistics;
+- susceptibility (table only): the peak of N var_t(R), the finite-N pseudo-critical
+  coupling.
 
 Prints a table of K, R_sim, R_theory, the largest |R_sim - R_theory| for K >= 1.5 K_c,
-and both K_c estimates against 2D.
+and each K_c estimate ± its standard error against 2D.
 """
 
 from __future__ import annotations
@@ -37,13 +41,16 @@ import numpy as np  # noqa: E402
 from _script import figure_main  # noqa: E402
 
 import kuralab as kl  # noqa: E402
+from kuralab import estimate_critical_coupling  # noqa: E402
 
 #: Compare with theory only well above K_c, where finite-N corrections are small.
 FAR_ABOVE = 1.5
-#: R range of the onset fit R^2 = a (K - K_c).
-ONSET = (0.2, 0.5)
-#: The fluctuation fit uses points with R <= this many times sqrt(pi / 4N).
-INCOHERENT = 2.5
+#: The K_c estimators shown, with the labels of the table.
+METHODS = {
+    "onset": "onset fit R^2 = a (1 - K_c/K)",
+    "fluctuation": "fluctuation fit 1/(N<R^2>) = b (1 - K/K_c)",
+    "susceptibility": "susceptibility peak N var_t(R) (finite-N pseudo-critical)",
+}
 
 
 def theory_R(K, D: float) -> np.ndarray:
@@ -56,24 +63,12 @@ def theory_R(K, D: float) -> np.ndarray:
         return np.asarray(kl.theory.noisy_order_parameter(K, D))
 
 
-def onset_fit(K, R):
-    """(K_c, slope, mask) of R^2 = slope (K - K_c) on the onset points, or None."""
-    mask = (R >= ONSET[0]) & (R <= ONSET[1])
-    if mask.sum() < 2:
-        return None
-    slope, intercept = np.polyfit(K[mask], R[mask] ** 2, 1)
-    return -intercept / slope, slope, mask
-
-
-def fluctuation_fit(K, R, n: int):
-    """(K_c, coefficients, mask) of pi / (4 N R^2) = c0 + c1 K on incoherent points
-    (theory: c0 = 1, c1 = -1/K_c), or None."""
-    mask = R <= INCOHERENT * np.sqrt(np.pi / (4 * n))
-    if mask.sum() < 2:
-        return None
-    y = np.pi / (4 * n * R[mask] ** 2)
-    c1, c0 = np.polyfit(K[mask], y, 1)
-    return -c0 / c1, (c0, c1), mask
+def estimate(ds, method: str):
+    """`kl.estimate_critical_coupling(ds, method=...)`, or the reason it failed."""
+    try:
+        return estimate_critical_coupling(ds, method=method, key=0)
+    except ValueError as err:
+        return str(err)
 
 
 def summarise(path: str | Path) -> dict:
@@ -101,11 +96,10 @@ def summarise(path: str | Path) -> dict:
         "std": R.std("seed").values.astype(np.float64),
         "theory": theory_R(K, D),
         "D": D,
-        "Kc": 2 * D,
+        "Kc": float(kl.theory.noisy_critical_coupling(D)),
         "n": n,
         "seeds": ds.sizes.get("seed", 1),
-        "onset": onset_fit(K, mean),
-        "fluct": fluctuation_fit(K, mean, n),
+        **{method: estimate(ds, method) for method in METHODS},
         "solver": str(ds.attrs.get("solver", "")),
         "dt": float(ds.attrs.get("dt", np.nan)),
     }
@@ -163,40 +157,49 @@ def figure(s: dict):
     ax.legend(loc="lower right", fontsize="small")
 
     # Right: where the data put K_c.
+    onset, fluct = s["onset"], s["fluctuation"]
     lo, hi = 0.5 * Kc, 1.3 * Kc
-    if s["fluct"] is not None:  # show every point of the fluctuation fit
-        lo = min(lo, float(K[s["fluct"][2]].min()) - 0.02 * Kc)
+    if not isinstance(fluct, str):  # show every point of the fluctuation fit
+        lo = min(lo, float(fluct.K[fluct.used].min()) - 0.02 * Kc)
     near = (K >= lo) & (K <= hi)
-    bx.plot(K[near], s["mean"][near] ** 2, "o", color="C0", ms=5, label=r"$R^2$")
-    line = np.linspace(lo, hi, 200)
-    if s["onset"] is not None:
-        kc, slope, mask = s["onset"]
-        bx.plot(K[mask], s["mean"][mask] ** 2, "o", color="C0", mfc="none", ms=10)
-        seg = line[line >= kc]
+    bx.plot(K[near], s["mean"][near] ** 2, "o", color="C0", ms=5, label=r"$\bar R^2$")
+    line = np.linspace(lo, hi, 400)
+    if not isinstance(onset, str):
+        used = onset.used
+        bx.plot(K[used], onset.observable[used], "o", color="C0", mfc="none", ms=10)
+        seg = line[line >= onset.K_c]
         bx.plot(
             seg,
-            slope * (seg - kc),
+            onset.fitted(seg),
             color="C0",
             lw=1.2,
-            label=rf"onset fit $R^2 \propto K - K_c$: $K_c$ = {kc:.4f}",
+            label=rf"onset $R^2 = a(1 - K_c/K)$: $K_c$ = {onset.K_c:.4f} ± "
+            f"{onset.stderr:.4f}",
         )
     bx.set_xlabel("coupling strength K (rad per unit time)")
     bx.set_ylabel(r"$R^2$", color="C0")
     bx.set_ylim(bottom=0)
     cx = bx.twinx()
-    y = np.pi / (4 * n * s["mean"] ** 2)
-    cx.plot(K[near], y[near], "s", color="C3", ms=4.5, label=r"$\pi / 4NR^2$")
-    if s["fluct"] is not None:
-        kc, (c0, c1), mask = s["fluct"]
-        seg = line[line <= kc]
+    if not isinstance(fluct, str):
+        y = fluct.observable
+        cx.plot(
+            K[near],
+            y[near],
+            "s",
+            color="C3",
+            ms=4.5,
+            label=r"$1 / N\langle R^2\rangle$",
+        )
+        seg = line[line <= fluct.K_c]
         cx.plot(
             seg,
-            c0 + c1 * seg,
+            fluct.fitted(seg),
             color="C3",
             lw=1.2,
-            label=rf"fluctuation fit $\pi/4NR^2 \propto K_c - K$: $K_c$ = {kc:.4f}",
+            label=rf"fluctuation $1/N\langle R^2\rangle = b(1 - K/K_c)$: $K_c$ = "
+            f"{fluct.K_c:.4f} ± {fluct.stderr:.4f}",
         )
-    cx.set_ylabel(r"$\pi / 4 N R^2$ (incoherent side)", color="C3")
+    cx.set_ylabel(r"$1 / N\langle R^2\rangle$ (incoherent side)", color="C3")
     cx.set_ylim(bottom=0)
     bx.axvline(Kc, color="0.6", lw=0.8, ls=":")
     bx.set_xlim(lo, hi)
@@ -225,24 +228,23 @@ def table(s: dict) -> str:
             f"max |R_sim - R_theory| for K >= {FAR_ABOVE:g} K_c = "
             f"{FAR_ABOVE * Kc:g}: {err:.4f}"
         )
-    for name, label in (
-        ("onset", f"onset fit R^2 = a (K - K_c), {ONSET[0]:g} <= R <= {ONSET[1]:g}"),
-        ("fluct", "fluctuation fit pi/(4 N R^2) = 1 - K/K_c, incoherent points"),
-    ):
-        fit = s[name]
-        if fit is None:
-            lines.append(f"K_c from {label}: too few points")
+    for method, label in METHODS.items():
+        est = s[method]
+        if isinstance(est, str):
+            lines.append(f"K_c from {label}: not available ({est})")
             continue
-        kc, _, mask = fit
         lines.append(
-            f"K_c from {label} ({int(mask.sum())} points): {kc:.4f} vs 2D = {Kc:g} "
-            f"({(kc - Kc) / Kc:+.1%})"
+            f"K_c from {label} ({int(est.used.sum())} points): {est.K_c:.4f} ± "
+            f"{est.stderr:.4f} vs 2D = {Kc:g} ({(est.K_c - Kc) / Kc:+.1%}, "
+            f"{(est.K_c - Kc) / est.stderr:+.1f} SE)"
         )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return figure_main(__doc__, "data/runs/noisy_critical_coupling.nc", summarise, figure, table, argv)
+    return figure_main(
+        __doc__, "data/runs/noisy_critical_coupling.nc", summarise, figure, table, argv
+    )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ study run in-process vs on a local Dask cluster of 2 workers.
     python benchmarks/sweep_throughput.py [--repeats 3] [--out bench-results/sweep.md]
 
 Workload: mean-field Kuramoto, N = 500 Lorentzian oscillators (gamma = 0.5), 32 values
-of K in [0.5, 3] x 4 seeds, RK4 with dt = 0.05 to t1 = 50 (1000 steps per simulation).
+of K in [0.5, 3] x 4 seeds, RK4 with dt = 0.05 to t1 = 50 (1000 steps per simulation),
+R saved every 20 steps.
 
 - `kl.sweep(mode="independent")`: 128 simulations, vmapped in chunks;
 - `kl.sweep(mode="adiabatic")`: the same 32 K values as a ramp up and down per seed
@@ -98,11 +99,13 @@ def main(argv=None) -> int:
     rows = []
 
     def independent():
-        ds = kl.sweep(make, axes, t1=T1, dt=DT, observe=("R",))
+        ds = kl.sweep(make, axes, t1=T1, dt=DT, observe=("R",), save_every=20)
         check(float(ds.R.sel(K=KS[-1]).mean()), "sweep independent")
 
     def adiabatic():
-        ds = kl.sweep(make, axes, t1=T1, dt=DT, observe=("R",), mode="adiabatic")
+        ds = kl.sweep(
+            make, axes, t1=T1, dt=DT, observe=("R",), save_every=20, mode="adiabatic"
+        )
         check(float(ds.R.sel(K=KS[-1]).mean()), "sweep adiabatic")
 
     spec = parse_spec(SPEC)

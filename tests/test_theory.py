@@ -1,5 +1,8 @@
-"""kl.theory: analytic values, the self-consistency solver against closed forms and
-independent quadrature, Ott-Antonsen against an ODE solver, and simulations."""
+"""kl.theory: analytic values; the optimistix self-consistency solver against closed
+forms and independent quadrature, its implicit derivatives against analytic ones and
+finite differences, under jit/vmap and in float32; tabulated and callable densities;
+noisy K_c, R(K, D) and the von Mises laws; Ott-Antonsen against an ODE solver; delayed
+synchronised frequencies; and (slow) simulations."""
 
 import math
 
@@ -73,28 +76,54 @@ def test_lorentzian_closed_form():
     np.testing.assert_allclose(dR, gamma / (4.0 * math.sqrt(1 - gamma)), rtol=1e-5)
 
 
-@pytest.mark.parametrize("gamma", [0.3, 1.0])
-def test_generic_solver_reproduces_lorentzian(x64, gamma):
-    K = gamma * jnp.concatenate(
-        [jnp.linspace(0.5, 2.0, 4), jnp.linspace(2.01, 20.0, 25)]
+# The solver compiles once per (density, dtype, padded length 8 / vmapped size 8):
+# the tests below keep to these shapes so that they share compilations.
+
+
+def test_generic_solver_reproduces_lorentzian_and_its_gradient(x64):
+    # R = sqrt(1 - 2 gamma / K): dR/dK = gamma / (K^2 R), dR/dgamma = -1 / (K R).
+    gamma = 0.7
+    # From just above K_c to K R ~ 10^4 widths, where the integrand is very peaked.
+    K = gamma * jnp.asarray(np.geomspace(2.001, 2e4, 8))
+    R_closed = np.sqrt(1 - 2 * gamma / np.asarray(K))
+    np.testing.assert_allclose(
+        _self_consistent_R(K, "lorentzian", jnp.asarray(gamma)), R_closed, atol=1e-12
     )
-    R = _self_consistent_R(K, "lorentzian", jnp.asarray(gamma))
-    expected = np.sqrt(np.clip(1 - 2 * gamma / np.asarray(K), 0, None))
-    np.testing.assert_allclose(R, expected, atol=1e-9)
+    grad = jax.vmap(
+        jax.grad(lambda K, g: _self_consistent_R(K, "lorentzian", g), argnums=(0, 1)),
+        in_axes=(0, None),
+    )
+    dK, dgamma = grad(K, jnp.asarray(gamma))
+    np.testing.assert_allclose(dK, gamma / (np.asarray(K) ** 2 * R_closed), rtol=1e-7)
+    np.testing.assert_allclose(dgamma, -1 / (np.asarray(K) * R_closed), rtol=1e-7)
+    # Below and at K_c: R = 0 exactly, with zero derivative (no NaN).
+    below = gamma * jnp.array([0.1, 0.5, 1.0, 1.5, 1.9, 1.99, 1.999999, 2.0])
+    np.testing.assert_array_equal(_self_consistent_R(below, "lorentzian", gamma), 0.0)
+    np.testing.assert_array_equal(grad(below, jnp.asarray(gamma)), 0.0)
 
 
-def test_generic_solver_float32():
-    K = jnp.linspace(2.1, 10.0, 9)
+def test_solver_float32_under_jit_and_vmap():
+    # float32 in, float32 out, to float32 accuracy; the same under jit(vmap(grad)).
+    K = jnp.array([0.5, 1.0, 1.5, 2.1, 2.5, 4.0, 10.0, 100.0])
     R = _self_consistent_R(K, "lorentzian", jnp.asarray(1.0))
     assert R.dtype == jnp.float32
-    np.testing.assert_allclose(R, np.sqrt(1 - 2 / np.asarray(K)), atol=1e-5)
+    exact = np.sqrt(np.clip(1 - 2 / np.asarray(K, np.float64), 0, None))
+    np.testing.assert_allclose(R, exact, atol=2e-6)
+    grad = jax.grad(lambda k: _self_consistent_R(k, "lorentzian", jnp.asarray(1.0)))
+    dR = jax.jit(jax.vmap(grad))(K)
+    assert dR.dtype == jnp.float32
+    above = np.asarray(K) > 2
+    np.testing.assert_array_equal(dR[~above], 0.0)
+    K_above = np.asarray(K, np.float64)[above]
+    expected = 1 / (K_above**2 * np.sqrt(1 - 2 / K_above))
+    np.testing.assert_allclose(dR[above], expected, rtol=1e-4)
 
 
 @pytest.mark.parametrize("distribution", ["gaussian", "uniform"])
 def test_self_consistency_holds_under_independent_quadrature(x64, distribution):
     scale = 0.8
     Kc = float(theory.critical_coupling(distribution, scale))
-    Ks = Kc * np.array([1.001, 1.05, 1.3, 2.0, 5.0])
+    Ks = Kc * np.array([1.001, 1.05, 1.3, 2.0, 5.0, 20.0, 100.0, 1000.0])
     R = np.asarray(theory.order_parameter(jnp.asarray(Ks), distribution, scale))
     assert np.all(np.diff(R) > 0) and np.all((R > 0) & (R < 1))
     for K, r in zip(Ks, R, strict=True):
@@ -106,12 +135,13 @@ def test_self_consistency_holds_under_independent_quadrature(x64, distribution):
             -math.pi / 2,
             math.pi / 2,
             points=[
-                -math.asin(min(1, scale / (K * r))),
-                math.asin(min(1, scale / (K * r))),
+                math.copysign(math.asin(min(1, c * scale / (K * r))), sign)
+                for c in (1.0, 0.1, 0.01)
+                for sign in (-1, 1)
             ],
             epsabs=1e-13,
             epsrel=1e-13,
-            limit=200,
+            limit=500,
         )
         np.testing.assert_allclose(K * rhs, 1.0, atol=1e-8)
     below = theory.order_parameter(
@@ -151,10 +181,158 @@ def test_order_parameter_errors():
         theory.order_parameter(jnp.array([1.0, jnp.nan]))
 
 
+# ---------------------------------------------------------------------------------
+# Differentiability, jit and vmap of the optimistix self-consistency solve
+# ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "distribution", ["gaussian", pytest.param("uniform", marks=pytest.mark.slow)]
+)
+def test_order_parameter_gradient_matches_finite_differences(x64, distribution):
+    scale = 1.2
+    Kc = float(theory.critical_coupling(distribution, scale))
+    K = Kc * np.array([0.5, 0.99, 1.01, 1.05, 1.5, 4.0, 10.0, 50.0])
+    dK, ds = jax.vmap(
+        jax.grad(
+            lambda K, s: theory.order_parameter(K, distribution, s), argnums=(0, 1)
+        ),
+        in_axes=(0, None),
+    )(jnp.asarray(K), scale)
+    R_plus, R_minus = (
+        np.asarray(
+            theory.order_parameter(jnp.asarray(K * (1 + e)), distribution, scale)
+        )
+        for e in (1e-6, -1e-6)
+    )
+    above = K > Kc
+    fd = (R_plus - R_minus) / (2e-6 * K)
+    np.testing.assert_allclose(dK[above], fd[above], rtol=1e-5)
+    np.testing.assert_array_equal(dK[~above], 0.0)
+    np.testing.assert_array_equal(ds[~above], 0.0)
+    # More coupling or a narrower g: more synchrony.
+    assert np.all(np.asarray(dK[above]) > 0) and np.all(np.asarray(ds[above]) < 0)
+    # R depends on K / scale only, so K dR/dK = -scale dR/dscale.
+    np.testing.assert_allclose(K * dK, -scale * ds, rtol=1e-9, atol=1e-15)
+
+
+# ---------------------------------------------------------------------------------
+# Tabulated and callable densities
+# ---------------------------------------------------------------------------------
+
+
+def _table(name):
+    """A table of a named density, 4001 points (tables of one length share a
+    compilation). The Lorentzian is on omega = sinh(s), out to |omega| = sinh(10)
+    ~ 11000, missing 6e-5 of its mass."""
+    if name == "gaussian":
+        omega = np.linspace(-12.0, 12.0, 4001)
+    elif name == "lorentzian":
+        omega = np.sinh(np.linspace(-10.0, 10.0, 4001))
+    else:
+        omega = np.linspace(-1.0, 1.0, 4001)
+    return theory.Tabulated(omega, _PDF[name](omega, 1.0))
+
+
+@pytest.mark.parametrize(
+    "name, rtol_Kc, atol_R",
+    # Linear interpolation of g with step h costs ~h^2 |g''| / 8 in g, more in R near
+    # onset (where R depends on g''(0)); the Lorentzian table is renormalised for its
+    # truncated tail (6e-5 of the mass).
+    [("gaussian", 1e-12, 1e-4), ("lorentzian", 1e-4, 5e-4), ("uniform", 1e-12, 1e-9)],
+)
+def test_tabulated_density_reproduces_named(x64, name, rtol_Kc, atol_R):
+    scale = 0.8
+    table = _table(name)
+    Kc = float(theory.critical_coupling(name, scale))
+    np.testing.assert_allclose(theory.critical_coupling(table, scale), Kc, rtol=rtol_Kc)
+    K = jnp.asarray(Kc * np.array([0.5, 0.99, 1.02, 1.2, 1.6, 3.0, 8.0, 30.0]))
+    expected = theory.order_parameter(K, name, scale)
+    got = theory.order_parameter(K, table, scale)
+    np.testing.assert_allclose(got, expected, atol=atol_R)
+    np.testing.assert_array_equal(got[:2], 0.0)
+    # The right half alone (omega >= 0) is mirrored: the same density.
+    half = np.asarray(table.omega) >= 0
+    one_sided = theory.Tabulated(table.omega[half], table.density[half])
+    np.testing.assert_allclose(
+        theory.order_parameter(K, one_sided, scale), got, atol=1e-12
+    )
+    # Differentiable through the generic solve: the derivative of what is computed
+    # (finite differences of the table's R), close to the named density's.
+    dR = jax.vmap(jax.grad(lambda k: theory.order_parameter(k, table, scale)))(K)
+    np.testing.assert_array_equal(dR[:2], 0.0)
+    for distribution, rtol in ((table, 1e-5), (name, 3e-2)):
+        fd = (
+            theory.order_parameter(K * (1 + 1e-7), distribution, scale)
+            - theory.order_parameter(K * (1 - 1e-7), distribution, scale)
+        ) / (2e-7 * K)
+        np.testing.assert_allclose(dR[2:], fd[2:], rtol=rtol, atol=1e-9)
+
+
+def test_callable_density_matches_named(x64):
+    def cauchy(w):
+        return 1.0 / (math.pi * (1.0 + w * w))
+
+    # The generic solve with a Lorentzian callable against the closed form.
+    K = jnp.array([0.5, 1.19, 1.21, 1.7, 2.5, 6.0, 60.0, 600.0])
+    np.testing.assert_allclose(
+        theory.order_parameter(K, cauchy, 0.6),
+        theory.order_parameter(K, "lorentzian", 0.6),
+        atol=1e-12,
+    )
+    np.testing.assert_allclose(theory.critical_coupling(cauchy, 0.6), 1.2, rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_tabulated_float32_default():
+    table = _table("gaussian")
+    K = jnp.array([0.5, 1.0, 1.6, 1.7, 2.0, 3.0, 5.0, 10.0])
+    R = theory.order_parameter(K, table)
+    assert R.dtype == jnp.float32
+    np.testing.assert_allclose(R, theory.order_parameter(K, "gaussian"), atol=1e-4)
+
+
+def test_bad_tables_and_callables_are_rejected():
+    w = np.linspace(-10, 10, 1001)
+    g = stats.norm.pdf(w)
+    bimodal = 0.5 * stats.norm.pdf(w, -2, 0.7) + 0.5 * stats.norm.pdf(w, 2, 0.7)
+    cases = [
+        (theory.Tabulated(w, stats.norm.pdf(w, loc=0.4)), "must be symmetric"),
+        (theory.Tabulated(w, bimodal), "must be unimodal"),
+        (theory.Tabulated(w, 2 * g), "must integrate to 1"),
+        (theory.Tabulated(w, g - 0.01), "must be >= 0"),
+        (theory.Tabulated(w[::-1], g), "strictly increasing"),
+        (theory.Tabulated(w + 11, g), "span both signs or start at 0"),
+        (theory.Tabulated(w, g[:-1]), "same length"),
+        (theory.Tabulated(w[:2], g[:2]), "same length >= 3"),
+        (theory.Tabulated(w, np.where(w > 3, np.nan, g)), "must be finite"),
+        ((w, 2 * g), "must integrate to 1"),  # a plain (omega, g) pair is a table
+        (lambda x: jnp.exp(-x * x), "must be normalised"),
+        (lambda x: stats.norm.pdf(np.asarray(x), 0.3), "symmetric and unimodal"),
+        (lambda x, y: x, "calling it failed"),
+        (3.0, "must be one of"),
+    ]
+    for distribution, message in cases:
+        for fn in (theory.critical_coupling, theory.order_parameter):
+            args = (
+                (distribution,)
+                if fn is theory.critical_coupling
+                else (2.0, distribution)
+            )
+            with pytest.raises(ValueError, match=message):
+                fn(*args)
+
+
+# ---------------------------------------------------------------------------------
+# Simulations
+# ---------------------------------------------------------------------------------
+
+
 def _R(t, y):
     return jnp.abs(kl.order_parameter(y))
 
 
+@pytest.mark.slow
 def test_mean_field_simulation_matches_gaussian_theory():
     # N = 2000 quantile-sampled Gaussian frequencies (no sampling noise); mean R.
     n, sigma, K = 2000, 1.0, 2.5
@@ -278,6 +456,7 @@ def _pair(dw, K):
     return kl.Kuramoto(omega, kl.DenseCoupling(K * (1 - jnp.eye(2))))
 
 
+@pytest.mark.slow
 def test_two_oscillator_locking_vs_simulation():
     # (dw, K): locked, locked near threshold, repulsive locked, unlocked, unlocked.
     dws = jnp.array([1.0, 1.9, 0.6, 2.0, 2.4])
@@ -324,6 +503,11 @@ def test_finite_size_incoherent_R_against_monte_carlo(n):
         theory.finite_size_incoherent_R(0)
 
 
+# ---------------------------------------------------------------------------------
+# Noise: critical coupling, order parameter, von Mises laws
+# ---------------------------------------------------------------------------------
+
+
 def test_noisy_order_parameter_against_scipy():
     import scipy.optimize
     import scipy.special
@@ -331,17 +515,154 @@ def test_noisy_order_parameter_against_scipy():
     D = 0.25
     Ks = np.array([0.3, 0.5, 0.55, 0.8, 1.5, 4.0])
     got = np.asarray(kl.theory.noisy_order_parameter(jnp.asarray(Ks), D))
+    assert got.dtype == np.float32
     for K, r in zip(Ks, got, strict=True):
         if K <= 2 * D:
             assert r == 0.0
         else:
             ref = scipy.optimize.brentq(
-                lambda x, K=K: scipy.special.i1e(K * x / D) / scipy.special.i0e(K * x / D) - x,
-                1e-12, 1.0,
+                lambda x, K=K: (
+                    scipy.special.i1e(K * x / D) / scipy.special.i0e(K * x / D) - x
+                ),
+                1e-12,
+                1.0,
             )
             np.testing.assert_allclose(r, ref, atol=2e-6)
     with pytest.raises(ValueError, match="`D` must be > 0"):
         kl.theory.noisy_order_parameter(1.0, 0.0)
+
+
+def test_noisy_order_parameter_gradient(x64):
+    D = 0.25
+    K = np.array([0.2, 0.5, 0.5001, 0.51, 0.6, 1.0, 3.0, 30.0])
+    f = jax.vmap(
+        jax.grad(theory.noisy_order_parameter, argnums=(0, 1)), in_axes=(0, None)
+    )
+    dK, dD = jax.jit(f)(jnp.asarray(K), D)
+    R_plus, R_minus = (
+        np.asarray(theory.noisy_order_parameter(jnp.asarray(K * (1 + e)), D))
+        for e in (1e-7, -1e-7)
+    )
+    above = K > 2 * D
+    np.testing.assert_allclose(
+        dK[above], ((R_plus - R_minus) / (2e-7 * K))[above], rtol=1e-5
+    )
+    np.testing.assert_array_equal(dK[~above], 0.0)
+    np.testing.assert_array_equal(dD[~above], 0.0)
+    # R depends on K / D only.
+    np.testing.assert_allclose(K * dK, -D * dD, rtol=1e-9)
+    # Implicit differentiation of R = A(kR), A = I1/I0, k = K/D:
+    # dR/dk = R A'(kR) / (1 - k A'(kR)) with A'(x) = 1 - A/x - A^2.
+    R = np.asarray(theory.noisy_order_parameter(jnp.asarray(K), D))[above]
+    k = K[above] / D
+    A = R
+    A_prime = 1 - A / (k * R) - A**2
+    np.testing.assert_allclose(
+        dK[above], R * A_prime / (1 - k * A_prime) / D, rtol=1e-6
+    )
+
+
+def test_noisy_critical_coupling_closed_forms(x64):
+    D = jnp.array([0.05, 0.3, 2.0])
+    np.testing.assert_allclose(theory.noisy_critical_coupling(D), 2 * D, rtol=1e-15)
+    assert jax.grad(theory.noisy_critical_coupling)(0.3) == 2.0
+    gamma = 0.7
+    np.testing.assert_allclose(
+        theory.noisy_critical_coupling(D, "lorentzian", gamma),
+        2 * (gamma + D),
+        rtol=1e-12,
+    )
+
+    # The definition K_c = 2 / int g(w) D / (D^2 + w^2) dw, by adaptive quadrature.
+    def by_quad(name, d):
+        val, _ = integrate.quad(
+            lambda w: _PDF[name](w, gamma) * d / (d * d + w * w),
+            -np.inf if name != "uniform" else -gamma,
+            np.inf if name != "uniform" else gamma,
+            epsabs=1e-14,
+            epsrel=1e-12,
+            limit=400,
+        )
+        return 2 / val
+
+    for name in ("gaussian", "uniform", "lorentzian"):
+        expected = [by_quad(name, float(d)) for d in D]
+        np.testing.assert_allclose(
+            theory.noisy_critical_coupling(D, name, gamma), expected, rtol=1e-9
+        )
+        # The generic quadrature (a table or a callable) agrees.
+        table = _table(name)
+        tol = {"gaussian": 1e-5, "uniform": 1e-9, "lorentzian": 1e-4}[name]
+        np.testing.assert_allclose(
+            theory.noisy_critical_coupling(D, table, gamma), expected, rtol=tol
+        )
+        # Vanishing noise: the noiseless K_c = 2 / (pi g(0)).
+        np.testing.assert_allclose(
+            theory.noisy_critical_coupling(1e-9, name, gamma),
+            theory.critical_coupling(name, gamma),
+            rtol=1e-8,
+        )
+    with pytest.raises(ValueError, match="`D` must be > 0"):
+        theory.noisy_critical_coupling(0.0)
+    with pytest.raises(ValueError, match="did you mean 'gaussian'"):
+        theory.noisy_critical_coupling(0.1, "gausian")
+
+
+def test_noisy_order_parameter_onset_at_noisy_critical_coupling(x64):
+    D = 0.37
+    Kc = float(theory.noisy_critical_coupling(D))
+    R = theory.noisy_order_parameter(
+        jnp.asarray(Kc * np.array([1 - 1e-9, 1.0, 1 + 1e-4])), D
+    )
+    np.testing.assert_array_equal(R[:2], 0.0)
+    # Near onset R^2 = 8 (k - 2) / k^3 + ..., k = K/D (A(x) = x/2 - x^3/16).
+    k = Kc * (1 + 1e-4) / D
+    np.testing.assert_allclose(R[2] ** 2, 8 * (k - 2) / k**3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("kappa", [0.0, 0.5, 3.0, 40.0, 700.0, -2.5])
+def test_von_mises_density(kappa):
+    loc = 0.7
+    # The trapezoid rule on a periodic grid is spectrally accurate (the peak of
+    # kappa = 700 has width 0.04, ~25 grid steps).
+    grid = np.linspace(-math.pi, math.pi, 2**14, endpoint=False)
+    p = np.asarray(theory.von_mises_density(jnp.asarray(grid), kappa, loc), np.float64)
+    step = grid[1] - grid[0]
+    np.testing.assert_allclose(p.sum() * step, 1.0, rtol=1e-5)
+    mean_cos = np.sum(np.cos(grid - loc) * p) * step
+    np.testing.assert_allclose(mean_cos, theory.von_mises_mean_cos(kappa), atol=1e-5)
+    theta = np.linspace(-4, 4, 9)
+    got = np.asarray(theory.von_mises_density(jnp.asarray(theta), kappa, loc))
+    assert np.all(np.isfinite(got)) and got.dtype == np.float32
+    if abs(kappa) <= 40:
+        expected = stats.vonmises.pdf(
+            theta, abs(kappa), loc + (math.pi if kappa < 0 else 0)
+        )
+        np.testing.assert_allclose(got, expected, rtol=1e-4)
+    np.testing.assert_allclose(  # 2 pi periodic
+        theory.von_mises_density(theta + 2 * math.pi, kappa, loc), got, rtol=1e-4
+    )
+
+
+def test_noisy_stationary_density_is_self_consistent(x64):
+    D, psi = 0.25, -1.1
+    # Trapezoid on a periodic grid: spectrally accurate for these smooth densities.
+    theta = np.linspace(-math.pi, math.pi, 512, endpoint=False)
+    step = theta[1] - theta[0]
+    for K in (0.3, 0.55, 1.5):
+        R = float(theory.noisy_order_parameter(K, D))
+        p = np.asarray(theory.noisy_stationary_density(jnp.asarray(theta), K, D, psi))
+        np.testing.assert_allclose(p.sum() * step, 1.0, rtol=1e-12)
+        # Each oscillator's law reproduces the mean field it feels:
+        # R = int cos(theta - psi) p(theta) d theta, and no sine part.
+        np.testing.assert_allclose(
+            np.sum(np.cos(theta - psi) * p) * step, R, atol=1e-12
+        )
+        assert abs(np.sum(np.sin(theta - psi) * p) * step) < 1e-12
+        if K <= 2 * D:
+            np.testing.assert_allclose(p, 1 / (2 * math.pi), rtol=1e-14)
+        else:
+            assert R > 0.1 and p.argmax() == np.argmin(np.abs(theta - psi))
 
 
 def test_von_mises_mean_cos_limits():
@@ -349,8 +670,15 @@ def test_von_mises_mean_cos_limits():
 
     k = np.array([0.0, 0.5, 2.0, 50.0, 800.0])
     got = np.asarray(kl.theory.von_mises_mean_cos(jnp.asarray(k)))
-    np.testing.assert_allclose(got[:4], scipy.special.i1(k[:4]) / scipy.special.i0(k[:4]), rtol=1e-5)
+    np.testing.assert_allclose(
+        got[:4], scipy.special.i1(k[:4]) / scipy.special.i0(k[:4]), rtol=1e-5
+    )
     assert got[0] == 0.0 and 0.99 < got[-1] <= 1.0  # no overflow at large kappa
+
+
+# ---------------------------------------------------------------------------------
+# Delays
+# ---------------------------------------------------------------------------------
 
 
 def test_delayed_sync_frequencies_roots_and_stability():
