@@ -36,10 +36,23 @@ SWEEPABLE = {
     "lag": "model.coupling.lag",
     "D": "model.noise.D",
     "tau": "model.delays.tau",
+    "h": "model.stimulus.h",
 }
 
 #: The `[model]` sub-table that must be present for a parameter to be swept.
-_OWNER = {"K": "coupling", "lag": "coupling", "D": "noise", "tau": "delays"}
+_OWNER = {
+    "K": "coupling",
+    "lag": "coupling",
+    "D": "noise",
+    "tau": "delays",
+    "h": "stimulus",
+}
+
+#: The parameters each model kind has (the `[sweep]` axes it admits).
+KIND_PARAMETERS = {
+    "kuramoto": ("K", "lag", "D", "tau"),
+    "sphere": ("K", "h"),
+}
 
 #: Full circle: the default spread of the initial phases.
 FULL_CIRCLE = 2 * math.pi
@@ -130,6 +143,50 @@ class KuramotoSpec:
 
 
 @dataclass(frozen=True)
+class StimulusSpec:
+    """`[model.stimulus]` (sphere models): the AKOrN stimulus `c_i = h e_0`, the same
+    field along the first axis for every oscillator. `h` is `None` exactly when
+    `[sweep]` sweeps it."""
+
+    h: float | None
+
+
+@dataclass(frozen=True)
+class SphereSpec:
+    """`[model]` with `kind = "sphere"`: `n` vector oscillators on `S^(dim - 1)`,
+    `kl.SphereKuramoto(kl.BlockOmega(rates), kl.MeanField(K), stimulus)`. Oscillator
+    i rotates at its natural frequency `omega_i` (drawn per seed as for the phase
+    model) in the plane `(x_0, x_1)` (`rotation = "first_plane"`) or in every plane
+    `(x_2k, x_2k+1)` (`"all_planes"`); `dim = 2` is the phase model with
+    `theta = atan2(x_1, x_0)`. Initial states are uniform on the sphere per seed. The
+    coupling has no lag (`coupling.lag` is always 0)."""
+
+    n: int | None  # None when `sweep.n` sweeps the network size
+    dim: int
+    frequencies: FrequencySpec
+    coupling: MeanFieldSpec
+    stimulus: StimulusSpec | None = None
+    rotation: str = "all_planes"
+    kind: str = "sphere"
+
+    @property
+    def noisy(self) -> bool:
+        return False
+
+    @property
+    def delayed(self) -> bool:
+        return False
+
+    @property
+    def planes(self) -> tuple[float, ...]:
+        """Which rotation planes `(x_2k, x_2k+1)` turn at `omega_i` (1) or not (0)."""
+        k = self.dim // 2
+        return (
+            (1.0,) * k if self.rotation == "all_planes" else (1.0,) + (0.0,) * (k - 1)
+        )
+
+
+@dataclass(frozen=True)
 class SweepSpec:
     """`[sweep]`: named parameter axes (product grid, in file order), the seeds, and
     optionally network sizes `n` (always the outermost dimension: each size is its own
@@ -197,15 +254,17 @@ class SolveSpec:
 @dataclass(frozen=True)
 class ObserveSpec:
     """`[observe]`: what to store. `window` is the duration at the end of the run over
-    which R is time-averaged and effective frequencies are measured (`frequency`);
-    `locked` stores the fraction of oscillators whose effective frequency is within
-    2 pi / window of the mean field's rotation rate."""
+    which R (and the energy) is time-averaged and effective frequencies are measured
+    (`frequency`); `locked` stores the fraction of oscillators whose effective
+    frequency is within 2 pi / window of the mean field's rotation rate; `energy` the
+    model energy `kl.energy` over time."""
 
     window: float
     order_parameter: bool = True
     frequency: bool = False
     locked: bool = False
     trajectories: bool = False
+    energy: bool = False
 
 
 @dataclass(frozen=True)
@@ -225,7 +284,7 @@ class StudySpec:
     """
 
     study: StudyInfo
-    model: KuramotoSpec
+    model: KuramotoSpec | SphereSpec
     sweep: SweepSpec
     solve: SolveSpec
     observe: ObserveSpec
@@ -236,9 +295,10 @@ class StudySpec:
         return self.sweep.num_points
 
     def fixed(self, name: str) -> float:
-        """The value of a sweepable parameter that is not swept (0 for the noise `D` or
-        the delay `tau` of a model without noise or delays)."""
-        owner = getattr(self.model, _OWNER[name])
+        """The value of a sweepable parameter that is not swept (0 for a parameter the
+        model does not have: the noise `D`, delay `tau` or stimulus `h` of a model
+        without noise, delays or stimulus)."""
+        owner = getattr(self.model, _OWNER[name], None)
         return 0.0 if owner is None else getattr(owner, name)
 
     def axis_values(self, name: str) -> tuple[float, ...]:
@@ -381,14 +441,23 @@ class _Table:
         return _Table(self.key(key), self.data[key], allowed)
 
 
-def _solver_names(noisy: bool = False, delayed: bool = False) -> list[str]:
+#: Solvers only for sphere models (AKOrN's projected Euler step).
+_SPHERE_ONLY_SOLVERS = ("akorn",)
+
+
+def _solver_names(
+    noisy: bool = False, delayed: bool = False, kind: str = "kuramoto"
+) -> list[str]:
     """The solvers a model admits, in a stable order (sorted; for delays the
     integrator's own order)."""
     from ._integrate import DELAY_SOLVERS, SDDE_SOLVERS, SDE_SOLVERS, SOLVERS
 
     if delayed:
         return list(SDDE_SOLVERS if noisy else DELAY_SOLVERS)
-    return sorted(SDE_SOLVERS if noisy else SOLVERS)
+    names = sorted(SDE_SOLVERS if noisy else SOLVERS)
+    if kind != "sphere":
+        names = [name for name in names if name not in _SPHERE_ONLY_SOLVERS]
+    return names
 
 
 def _distribution_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -404,7 +473,7 @@ def _num_steps(t0: float, t1: float, dt: float) -> int:
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_MODEL_KINDS = ("kuramoto",)
+_MODEL_KINDS = ("kuramoto", "sphere")
 _COUPLING_KINDS = ("mean_field",)
 _IDENTICAL = "identical"
 _BROWNIAN = ("increments", "tree")
@@ -463,31 +532,74 @@ def _parse_frequencies(t: _Table) -> FrequencySpec:
     )
 
 
-def _parse_model(root: _Table) -> tuple[KuramotoSpec, set[str]]:
+#: The keys of `[model]` for each kind.
+_MODEL_KEYS = {
+    "kuramoto": (
+        "kind",
+        "n",
+        "frequencies",
+        "coupling",
+        "noise",
+        "delays",
+        "initial_phases",
+    ),
+    "sphere": ("kind", "n", "dim", "rotation", "frequencies", "coupling", "stimulus"),
+}
+_ROTATIONS = ("all_planes", "first_plane")
+_DIM_FORM = "an integer >= 2 (the vector dimension: states on the sphere S^(dim-1))"
+
+
+def _other_kind_key(raw: dict, kind: str) -> None:
+    """Reject a `[model]` key that belongs to another model kind, saying so (other
+    unknown keys are left to `_Table`, which suggests the nearest valid key)."""
+    for key, value in raw.items():
+        owners = [k for k, keys in _MODEL_KEYS.items() if key in keys]
+        if owners and key not in _MODEL_KEYS[kind]:
+            raise SpecError(
+                f"model.{key} = {_show(value)}: expected no {key} with kind = "
+                f'"{kind}" (it is a key of kind = "{owners[0]}")'
+            )
+
+
+def _parse_coupling(t: _Table, kind: str) -> tuple[MeanFieldSpec, set[str]]:
+    c = t.table("coupling", ("kind", "K", "lag"), what=' with kind = "mean_field"')
+    c.string("kind", choices=_COUPLING_KINDS)
+    if kind == "sphere" and "lag" in c.data:
+        c.fail(
+            "lag",
+            c.data["lag"],
+            'no lag with kind = "sphere" (the Sakaguchi phase lag is a parameter of '
+            'kind = "kuramoto")',
+        )
+    given = {key for key in ("K", "lag") if key in c.data}
+    coupling = MeanFieldSpec(
+        K=c.number("K", default=None), lag=c.number("lag", default=0.0)
+    )
+    return coupling, given
+
+
+def _parse_model(root: _Table) -> tuple[KuramotoSpec | SphereSpec, set[str]]:
     """Returns the model and the set of sweepable parameters given explicitly."""
+    kinds = " or ".join(f'"{k}"' for k in _MODEL_KINDS)
     if "model" not in root.data:
         raise SpecError(
-            'model: missing section; expected a [model] table with kind = "kuramoto"'
+            f"model: missing section; expected a [model] table with kind = {kinds}"
         )
     raw = root.data["model"]
     if not isinstance(raw, dict):
         root.fail("model", raw, "a table")
     # The kind is the discriminator: it decides which other keys are valid.
     discriminator = {key: raw[key] for key in ("kind",) if key in raw}
-    _Table("model", discriminator, ("kind",)).string("kind", choices=_MODEL_KINDS)
-    t = _Table(
-        "model",
-        raw,
-        ("kind", "n", "frequencies", "coupling", "noise", "delays", "initial_phases"),
+    kind = _Table("model", discriminator, ("kind",)).string(
+        "kind", choices=_MODEL_KINDS
     )
+    _other_kind_key(raw, kind)
+    t = _Table("model", raw, _MODEL_KEYS[kind])
     n = t.integer("n", default=None, ge=1)
     freq = _parse_frequencies(t)
-    c = t.table("coupling", ("kind", "K", "lag"), what=' with kind = "mean_field"')
-    c.string("kind", choices=_COUPLING_KINDS)
-    given = {key for key in ("K", "lag") if key in c.data}
-    coupling = MeanFieldSpec(
-        K=c.number("K", default=None), lag=c.number("lag", default=0.0)
-    )
+    coupling, given = _parse_coupling(t, kind)
+    if kind == "sphere":
+        return _parse_sphere(t, n, freq, coupling, given)
     noise = None
     if "noise" in t.data:
         z = t.table("noise", ("D", "brownian"))
@@ -525,6 +637,33 @@ def _parse_model(root: _Table) -> tuple[KuramotoSpec, set[str]]:
         noise=noise,
         delays=delays,
         initial_phases=InitialPhasesSpec(spread=min(spread, FULL_CIRCLE)),
+    )
+    return model, given
+
+
+def _parse_sphere(t: _Table, n, freq, coupling, given) -> tuple[SphereSpec, set[str]]:
+    dim = t.integer("dim", expected=_DIM_FORM)
+    if dim < 2:
+        t.fail("dim", dim, _DIM_FORM)
+    rotation = t.string("rotation", default="all_planes", choices=_ROTATIONS)
+    stimulus = None
+    if "stimulus" in t.data:
+        s = t.table("stimulus", ("h",))
+        given |= {"h"} & set(s.data)
+        stimulus = StimulusSpec(
+            h=s.number(
+                "h",
+                default=None,
+                expected="a finite number (the stimulus strength along x_0)",
+            )
+        )
+    model = SphereSpec(
+        n=n,
+        dim=dim,
+        frequencies=freq,
+        coupling=coupling,
+        stimulus=stimulus,
+        rotation=rotation,
     )
     return model, given
 
@@ -601,8 +740,17 @@ def _parse_mode(t: _Table, axes) -> tuple[str, str | None]:
     return mode, along
 
 
-def _parse_sweep(root: _Table) -> SweepSpec:
-    t = root.table("sweep", (*SWEEPABLE, "n", "seeds", "mode", "along"), required=False)
+def _parse_sweep(root: _Table, kind: str) -> SweepSpec:
+    own = KIND_PARAMETERS[kind]
+    raw = root.data.get("sweep", {})
+    for name, value in raw.items() if isinstance(raw, dict) else ():
+        if name in SWEEPABLE and name not in own:
+            other = next(k for k, p in KIND_PARAMETERS.items() if name in p)
+            raise SpecError(
+                f"sweep.{name} = {_show(value)}: expected a parameter of kind = "
+                f'"{kind}" ({", ".join(own)}); {name} belongs to kind = "{other}"'
+            )
+    t = root.table("sweep", (*own, "n", "seeds", "mode", "along"), required=False)
     skip = ("seeds", "n", "mode", "along")
     axes = tuple((name, _parse_axis(t, name)) for name in t.data if name not in skip)
     sizes = _parse_sizes(t)
@@ -632,7 +780,9 @@ def _model_kind_note(noisy: bool, delayed: bool) -> str:
     return "the model has delays: [model.delays]"
 
 
-def _parse_solve(root: _Table, model: KuramotoSpec, sweep: SweepSpec) -> SolveSpec:
+def _parse_solve(
+    root: _Table, model: KuramotoSpec | SphereSpec, sweep: SweepSpec
+) -> SolveSpec:
     t = root.table(
         "solve", ("t0", "t1", "dt", "solver", "save_every"), what=" with t1 and dt"
     )
@@ -644,8 +794,14 @@ def _parse_solve(root: _Table, model: KuramotoSpec, sweep: SweepSpec) -> SolveSp
     if dt > t1 - t0:
         t.fail("dt", dt, f"a number > 0 and <= t1 - t0 = {t1 - t0:g}")
     noisy, delayed = model.noisy, model.delayed
-    solvers = _solver_names(noisy, delayed)
+    solvers = _solver_names(noisy, delayed, model.kind)
     default = "euler" if noisy else "rk4"  # Euler--Maruyama for SDEs, as kl.simulate
+    if t.data.get("solver") in _SPHERE_ONLY_SOLVERS and model.kind != "sphere":
+        raise SpecError(
+            f"solve.solver = {_show(t.data['solver'])}: expected one of "
+            + ", ".join(f'"{s}"' for s in solvers)
+            + ' (the AKOrN step is for kind = "sphere")'
+        )
     if "solver" in t.data and (noisy or delayed):
         value = t.data["solver"]
         if isinstance(value, str) and value not in solvers:
@@ -674,29 +830,47 @@ def _parse_solve(root: _Table, model: KuramotoSpec, sweep: SweepSpec) -> SolveSp
     return SolveSpec(t0=t0, t1=t1, dt=dt, solver=solver, save_every=save_every)
 
 
-def _values(model: KuramotoSpec, sweep: SweepSpec, name: str) -> tuple[float, ...]:
+def _values(
+    model: KuramotoSpec | SphereSpec, sweep: SweepSpec, name: str
+) -> tuple[float, ...]:
     if name in sweep.names:
         return sweep.values(name)
-    owner = getattr(model, _OWNER[name])
+    owner = getattr(model, _OWNER[name], None)
     value = None if owner is None else getattr(owner, name)
     return () if value is None else (value,)
 
 
-def _parse_observe(root: _Table, solve: SolveSpec, sweep: SweepSpec) -> ObserveSpec:
+#: Observables of phases only (effective frequencies need winding numbers).
+_PHASE_OBSERVABLES = ("frequency", "locked")
+
+
+def _parse_observe(
+    root: _Table, solve: SolveSpec, sweep: SweepSpec, kind: str
+) -> ObserveSpec:
     t = root.table(
         "observe",
-        ("order_parameter", "frequency", "locked", "window", "trajectories"),
+        ("order_parameter", "frequency", "locked", "energy", "window", "trajectories"),
         required=False,
     )
     span = solve.t1 - solve.t0
     order = t.boolean("order_parameter", default=True)
     frequency = t.boolean("frequency", default=False)
     locked = t.boolean("locked", default=False)
+    energy = t.boolean("energy", default=False)
     trajectories = t.boolean("trajectories", default=False)
-    if not (order or frequency or locked or trajectories):
+    if kind == "sphere":
+        for key in _PHASE_OBSERVABLES:
+            if t.data.get(key):
+                t.fail(
+                    key,
+                    True,
+                    'false with kind = "sphere" (effective frequencies are measured '
+                    'on phases: kind = "kuramoto")',
+                )
+    if not (order or frequency or locked or energy or trajectories):
         raise SpecError(
-            "observe.order_parameter = false: expected true (or frequency = true or "
-            "trajectories = true); nothing would be stored"
+            "observe.order_parameter = false: expected true (or frequency, locked, "
+            "energy or trajectories = true); nothing would be stored"
         )
     if trajectories and sweep.adiabatic:
         t.fail("trajectories", True, 'false with sweep.mode = "adiabatic"')
@@ -712,7 +886,7 @@ def _parse_observe(root: _Table, solve: SolveSpec, sweep: SweepSpec) -> ObserveS
         t.fail("window", window, form)
     times = solve.save_times()
     inside = int((times >= solve.t1 - window - 1e-9 * max(1.0, abs(solve.t1))).sum())
-    if (order or frequency or locked) and inside < 2:
+    if (order or frequency or locked or energy) and inside < 2:
         interval = solve.save_every * span / solve.num_steps
         t.fail(
             "window",
@@ -726,6 +900,7 @@ def _parse_observe(root: _Table, solve: SolveSpec, sweep: SweepSpec) -> ObserveS
         frequency=frequency,
         locked=locked,
         trajectories=trajectories,
+        energy=energy,
     )
 
 
@@ -743,7 +918,9 @@ def _parse_output(root: _Table, name: str) -> OutputSpec:
     return OutputSpec(path=path, chunk_size=chunk)
 
 
-def _check_sweep_vs_model(sweep: SweepSpec, model: KuramotoSpec, given: set[str]):
+def _check_sweep_vs_model(
+    sweep: SweepSpec, model: KuramotoSpec | SphereSpec, given: set[str]
+):
     swept = set(sweep.names)
     if sweep.sizes and model.n is not None:
         raise SpecError(
@@ -757,7 +934,7 @@ def _check_sweep_vs_model(sweep: SweepSpec, model: KuramotoSpec, given: set[str]
     for name in SWEEPABLE:
         if name not in swept:
             continue
-        owner = getattr(model, _OWNER[name])
+        owner = getattr(model, _OWNER[name], None)
         if owner is None:
             raise SpecError(
                 f"sweep.{name} = {_show(list(sweep.values(name)))}: expected a "
@@ -774,18 +951,24 @@ def _check_sweep_vs_model(sweep: SweepSpec, model: KuramotoSpec, given: set[str]
             "model.coupling.K: missing; expected a finite number (or sweep it with "
             "sweep.K)"
         )
-    if model.noise is not None and "D" not in swept and model.noise.D is None:
+    if model.noisy and "D" not in swept and model.noise.D is None:
         raise SpecError(
             "model.noise.D: missing; expected a finite number >= 0 (or sweep it with "
             "sweep.D)"
         )
-    if model.delays is not None and "tau" not in swept and model.delays.tau is None:
+    if model.delayed and "tau" not in swept and model.delays.tau is None:
         raise SpecError(
             "model.delays.tau: missing; expected a finite number >= 0 (or sweep it "
             "with sweep.tau)"
         )
+    stimulus = getattr(model, "stimulus", None)
+    if stimulus is not None and "h" not in swept and stimulus.h is None:
+        raise SpecError(
+            "model.stimulus.h: missing; expected a finite number (or sweep it with "
+            "sweep.h)"
+        )
     changes = {}
-    for owner_name in ("coupling", "noise", "delays"):
+    for owner_name in ("coupling", "noise", "delays", "stimulus"):
         names = {n: None for n in swept if _OWNER[n] == owner_name}
         if names:
             changes[owner_name] = dataclasses.replace(
@@ -813,10 +996,10 @@ def parse_spec(text: str) -> StudySpec:
     root = _Table("", data, ("study", "model", "sweep", "solve", "observe", "output"))
     study = _parse_study(root)
     model, given = _parse_model(root)
-    sweep = _parse_sweep(root)
+    sweep = _parse_sweep(root, model.kind)
     model = _check_sweep_vs_model(sweep, model, given)
     solve = _parse_solve(root, model, sweep)
-    observe = _parse_observe(root, solve, sweep)
+    observe = _parse_observe(root, solve, sweep, model.kind)
     output = _parse_output(root, study.name)
     return StudySpec(
         study=study,
@@ -879,13 +1062,28 @@ def _toml_table(header: str, items: Iterable[tuple[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _to_toml(spec: StudySpec) -> str:
-    m, c, f = spec.model, spec.model.coupling, spec.model.frequencies
-    parts = [
-        _toml_table(
-            "study",
-            [("name", spec.study.name), ("description", spec.study.description)],
-        ),
+def _model_toml(m: KuramotoSpec | SphereSpec) -> list[str]:
+    c, f = m.coupling, m.frequencies
+    if isinstance(m, SphereSpec):
+        return [
+            _toml_table(
+                "model",
+                [
+                    ("kind", m.kind),
+                    ("n", m.n),
+                    ("dim", m.dim),
+                    ("rotation", m.rotation),
+                ],
+            ),
+            _toml_table("model.frequencies", dataclasses.asdict(f).items()),
+            _toml_table("model.coupling", [("kind", c.kind), ("K", c.K)]),
+            *(
+                [_toml_table("model.stimulus", [("h", m.stimulus.h)])]
+                if m.stimulus is not None
+                else []
+            ),
+        ]
+    return [
         _toml_table("model", [("kind", m.kind), ("n", m.n)]),
         _toml_table("model.frequencies", dataclasses.asdict(f).items()),
         _toml_table("model.coupling", [("kind", c.kind), ("K", c.K), ("lag", c.lag)]),
@@ -904,6 +1102,23 @@ def _to_toml(spec: StudySpec) -> str:
             if m.initial_phases.spread != FULL_CIRCLE
             else []
         ),
+    ]
+
+
+def _to_toml(spec: StudySpec) -> str:
+    # `energy` is written only when on: the canonical text (and so the chunk store's
+    # spec hash) of a spec without it is what it was before the key existed.
+    observe = [
+        (k, v)
+        for k, v in dataclasses.asdict(spec.observe).items()
+        if k != "energy" or v
+    ]
+    parts = [
+        _toml_table(
+            "study",
+            [("name", spec.study.name), ("description", spec.study.description)],
+        ),
+        *_model_toml(spec.model),
         _toml_table(
             "sweep",
             [
@@ -918,7 +1133,7 @@ def _to_toml(spec: StudySpec) -> str:
             ],
         ),
         _toml_table("solve", dataclasses.asdict(spec.solve).items()),
-        _toml_table("observe", dataclasses.asdict(spec.observe).items()),
+        _toml_table("observe", observe),
         _toml_table("output", dataclasses.asdict(spec.output).items()),
     ]
     return "\n".join(parts)

@@ -1,7 +1,8 @@
 """Studies: declarative TOML specs, validated into a frozen `StudySpec`, run in chunks.
 
 A study is data (DESIGN.md §5). `load_spec(path)` / `parse_spec(text)` turn a TOML file
-into a frozen, validated `StudySpec` (see `kuralab/_spec.py`); `run_study(spec)` builds
+into a frozen, validated `StudySpec` (see `kuralab/_spec.py`; model kinds `"kuramoto"`,
+phase oscillators, and `"sphere"`, AKOrN vector oscillators); `run_study(spec)` builds
 the sweep grid, runs it in `jax.vmap`-ed chunks (one compilation for all of them), and
 writes one netCDF file with `kuralab.io.save`. Every key a spec may hold is documented
 in `studies/README.md`.
@@ -56,6 +57,7 @@ from ._coupling import MeanField
 from ._delays import Delays
 from ._integrate import RESULTS, SaveAt, SimulationError, simulate
 from ._models.kuramoto import Kuramoto
+from ._models.sphere import BlockOmega, SphereKuramoto, random_sphere
 from ._noise import Noise
 from ._observables import effective_frequencies, order_parameter
 from ._runner import (
@@ -77,6 +79,8 @@ from ._spec import (
     OutputSpec as OutputSpec,
     SolveSpec as SolveSpec,
     SpecError as SpecError,
+    SphereSpec as SphereSpec,
+    StimulusSpec as StimulusSpec,
     StudyInfo as StudyInfo,
     StudySpec as StudySpec,
     SweepSpec as SweepSpec,
@@ -93,6 +97,8 @@ __all__ = [
     "StudySpec",
     "StudyInfo",
     "KuramotoSpec",
+    "SphereSpec",
+    "StimulusSpec",
     "FrequencySpec",
     "MeanFieldSpec",
     "NoiseSpec",
@@ -128,7 +134,10 @@ VARIABLES = {
         "fraction of oscillators whose effective frequency is within 2 pi / window of "
         "the mean field's rotation rate",
     ),
+    "E": ("1", "model energy kl.energy, time-averaged over the window"),
+    "E_t": ("1", "model energy kl.energy(model, state) at each saved time"),
     "theta": ("rad", "oscillator phase, wrapped to [-pi, pi)"),
+    "x": ("1", "oscillator state, a unit vector in R^dim"),
     "omega": ("rad", "natural frequency (rad per unit time)"),
 }
 COORDS = {
@@ -136,6 +145,7 @@ COORDS = {
     "lag": ("rad", "Sakaguchi phase lag alpha"),
     "D": ("rad2", "noise diffusion coefficient D (rad^2 per unit time)"),
     "tau": ("1", "transmission delay tau (time units)"),
+    "h": ("1", "stimulus strength h, c_i = h e_0 (per unit time)"),
     "seed": ("1", "PRNG seed (frequencies, initial phases and noise)"),
     "n": ("1", "number of oscillators"),
     "direction": ("1", "adiabatic ramp direction: up the listed values, then down"),
@@ -198,10 +208,21 @@ class _RunConfig:
     frequency: bool
     locked: bool
     trajectories: bool
+    # The energy and the sphere-model fields; the defaults describe a phase model.
+    energy: bool = False
+    kind: str = "kuramoto"
+    dim: int = 1  # vector dimension (sphere models)
+    planes: tuple[float, ...] = ()  # rotating planes (sphere models, `SphereSpec`)
+    stimulus: bool = False  # c_i = h e_0 (sphere models)
+
+    @property
+    def sphere(self) -> bool:
+        return self.kind == "sphere"
 
     @property
     def save_states(self) -> bool:
-        """Save phases (not only R): frequencies need them (winding numbers)."""
+        """Save the states (not only R): frequencies need the phases (winding
+        numbers)."""
         return self.frequency or self.locked or self.trajectories
 
 
@@ -212,13 +233,14 @@ def _config(spec: StudySpec, n: int | None = None) -> _RunConfig:
     times = s.save_times()
     cutoff = s.t1 - o.window - 1e-9 * max(1.0, abs(s.t1))
     window_start = int((times < cutoff).sum())
+    sphere = isinstance(m, SphereSpec)
     return _RunConfig(
         n=m.n if n is None else int(n),
         distribution=f.distribution,
         loc=f.loc,
         scale=f.scale,
         sampling=f.sampling,
-        spread=m.initial_phases.spread,
+        spread=FULL_CIRCLE if sphere else m.initial_phases.spread,
         noisy=m.noisy,
         brownian=m.noise.brownian if m.noisy else "increments",
         delayed=m.delayed,
@@ -236,6 +258,11 @@ def _config(spec: StudySpec, n: int | None = None) -> _RunConfig:
         frequency=o.frequency,
         locked=o.locked,
         trajectories=o.trajectories,
+        energy=o.energy,
+        kind=m.kind,
+        dim=m.dim if sphere else 1,
+        planes=m.planes if sphere else (),
+        stimulus=sphere and m.stimulus is not None,
     )
 
 
@@ -244,14 +271,22 @@ def _save_R(t, theta):
     return jnp.abs(order_parameter(theta))
 
 
+def _save_mean(t, x):
+    """`SaveAt.fn` of sphere models: the mean vector m(t) = mean_i x_i (R = |m|; with
+    a mean-field coupling the energy is a function of m as well)."""
+    return jnp.mean(x, axis=0)
+
+
 #: `jax.random.fold_in` data for the noise stream of a seed: the Brownian path's key
 #: is independent of the frequency and phase keys (`split(key(seed))`).
 NOISE_STREAM = 0x6E6F6973  # "nois"
 
 
 def _draw(cfg: _RunConfig, seed):
-    """Natural frequencies and initial phases for one seed (deterministic in `seed`)."""
-    key_omega, key_theta = jax.random.split(jax.random.key(seed))
+    """Natural frequencies and initial state for one seed (deterministic in `seed`):
+    phases (phase models) or unit vectors uniform on the sphere (sphere models). The
+    frequencies of a seed do not depend on the model kind."""
+    key_omega, key_state = jax.random.split(jax.random.key(seed))
     if cfg.distribution == "identical":
         omega = jnp.full((cfg.n,), cfg.loc, dtype=jnp.result_type(float))
     else:
@@ -263,7 +298,9 @@ def _draw(cfg: _RunConfig, seed):
             scale=cfg.scale,
             sampling=cfg.sampling,
         )
-    theta0 = random_phases(key_theta, cfg.n)  # uniform on [-pi, pi)
+    if cfg.sphere:
+        return omega, random_sphere(key_state, cfg.n, dim=cfg.dim)
+    theta0 = random_phases(key_state, cfg.n)  # uniform on [-pi, pi)
     if cfg.spread != FULL_CIRCLE:
         theta0 = theta0 * (cfg.spread / FULL_CIRCLE)  # uniform on [-s/2, s/2)
     return omega, theta0
@@ -274,28 +311,41 @@ def _noise_key(seed):
     return jax.random.fold_in(jax.random.key(seed), NOISE_STREAM)
 
 
-def _simulate_point(
-    cfg: _RunConfig, K, lag, D, tau, seed, theta0=None, noise_key=None
-) -> tuple[dict, jax.Array]:
-    """One sweep point, reduced on device; also returns the final phases. `theta0` and
-    `noise_key` override the seed's initial phases and Brownian key (adiabatic steps)."""
-    omega, drawn = _draw(cfg, seed)
-    theta0 = drawn if theta0 is None else theta0
-    noise_key = _noise_key(seed) if noise_key is None else noise_key
-    model = Kuramoto(
+def _model(cfg: _RunConfig, omega, K, lag, D, tau, h):
+    """The model of one sweep point."""
+    if cfg.sphere:
+        # Oscillator i turns at omega_i in each rotating plane (x_2k, x_2k+1).
+        rates = omega[:, None] * jnp.asarray(cfg.planes, dtype=omega.dtype)
+        stimulus = None
+        if cfg.stimulus:
+            stimulus = h * jnp.zeros(cfg.dim, omega.dtype).at[0].set(1.0)
+        return SphereKuramoto(BlockOmega(rates, dim=cfg.dim), MeanField(K), stimulus)
+    return Kuramoto(
         omega,
         MeanField(K),
         lag=lag,
         noise=Noise(D) if cfg.noisy else None,
         delays=Delays(tau, max_delay=cfg.max_delay) if cfg.delayed else None,
     )
+
+
+def _simulate_point(
+    cfg: _RunConfig, K, lag, D, tau, h, seed, state0=None, noise_key=None
+) -> tuple[dict, jax.Array]:
+    """One sweep point, reduced on device; also returns the final state. `state0` and
+    `noise_key` override the seed's initial state and Brownian key (adiabatic
+    steps)."""
+    omega, drawn = _draw(cfg, seed)
+    state0 = drawn if state0 is None else state0
+    noise_key = _noise_key(seed) if noise_key is None else noise_key
+    model = _model(cfg, omega, K, lag, D, tau, h)
     if cfg.save_states:
         saveat = SaveAt(every=cfg.save_every)
     else:
-        saveat = SaveAt(every=cfg.save_every, fn=_save_R)
+        saveat = SaveAt(every=cfg.save_every, fn=_save_mean if cfg.sphere else _save_R)
     traj = simulate(
         model,
-        theta0,
+        state0,
         t0=cfg.t0,
         t1=cfg.t1,
         dt=cfg.dt,
@@ -305,11 +355,14 @@ def _simulate_point(
         brownian=cfg.brownian,
         throw=False,
     )
-    if cfg.save_states:
-        theta = traj.ys
-        R_t = jnp.abs(order_parameter(theta))
+    states = traj.ys if cfg.save_states else None
+    if cfg.sphere:
+        mean = jnp.mean(states, axis=-2) if cfg.save_states else traj.ys  # (time, dim)
+        R_t = jnp.linalg.norm(mean, axis=-1)
+    elif cfg.save_states:
+        R_t = jnp.abs(order_parameter(states))
     else:
-        R_t, theta = traj.ys, None
+        R_t = traj.ys
     if R_t.shape != (cfg.num_saved,):
         raise AssertionError(
             f"kuralab bug: expected {cfg.num_saved} saved samples, got {R_t.shape}"
@@ -320,6 +373,18 @@ def _simulate_point(
         out["R"] = jnp.mean(window)
         out["R_std"] = jnp.std(window)
         out["R_t"] = R_t
+    if cfg.energy:
+        # kl.energy of a mean-field model, from the saved mean state:
+        # -1/2 sum_ij (K/N) <x_i, x_j> - sum_i <c, x_i> = -N (K |m|^2 / 2 + h m_0)
+        # (phases: m = Z, no field). Tested against kl.energy of the states.
+        if cfg.sphere:
+            E_t = -0.5 * cfg.n * K * jnp.sum(mean**2, axis=-1)
+            if cfg.stimulus:
+                E_t = E_t - cfg.n * h * mean[:, 0]
+        else:
+            E_t = -0.5 * cfg.n * K * R_t**2
+        out["E"] = jnp.mean(E_t[cfg.window_start :])
+        out["E_t"] = E_t
     if cfg.frequency or cfg.locked:
         Omega = effective_frequencies(traj, window=cfg.window)  # (osc,)
     if cfg.frequency:
@@ -327,45 +392,48 @@ def _simulate_point(
         out["Omega_std"] = jnp.std(Omega)
     if cfg.locked:
         # The mean field's rotation rate over the window, from its wrapped increments.
-        psi = jnp.angle(jnp.mean(jnp.exp(1j * theta[cfg.window_start :]), axis=-1))
+        theta = states[cfg.window_start :]
+        psi = jnp.angle(jnp.mean(jnp.exp(1j * theta), axis=-1))
         steps = jnp.mod(jnp.diff(psi) + jnp.pi, 2 * jnp.pi) - jnp.pi
         Omega_Z = jnp.sum(steps) / cfg.window
         out["locked"] = jnp.mean(jnp.abs(Omega - Omega_Z) < 2 * jnp.pi / cfg.window)
     if cfg.trajectories:
-        out["theta"] = theta
+        out["x" if cfg.sphere else "theta"] = states
     return out, traj.final
 
 
-def _chunk_impl(cfg: _RunConfig, K, lag, D, tau, seed) -> dict:
-    return jax.vmap(lambda *p: _simulate_point(cfg, *p)[0])(K, lag, D, tau, seed)
+def _chunk_impl(cfg: _RunConfig, K, lag, D, tau, h, seed) -> dict:
+    return jax.vmap(lambda *p: _simulate_point(cfg, *p)[0])(K, lag, D, tau, h, seed)
 
 
-def _adiabatic_point(cfg: _RunConfig, along: int, curve, K, lag, D, tau, seed):
-    """Ramp parameter number `along` of (K, lag, D, tau) through `curve` and back: each
-    value starts from the previous final phases. Outputs gain leading axes
-    (direction, value)."""
-    params = [K, lag, D, tau]
+def _adiabatic_point(cfg: _RunConfig, along: int, curve, K, lag, D, tau, h, seed):
+    """Ramp parameter number `along` of (K, lag, D, tau, h) through `curve` and back:
+    each value starts from the previous final state (phases or unit vectors). Outputs
+    gain leading axes (direction, value)."""
+    params = [K, lag, D, tau, h]
     num = curve.shape[0]
 
-    def body(theta, xs):
+    def body(state, xs):
         value, step = xs
         p = list(params)
         p[along] = value
         key = jax.random.fold_in(_noise_key(seed), step)
-        out, final = _simulate_point(cfg, *p, seed, theta0=theta, noise_key=key)
+        out, final = _simulate_point(cfg, *p, seed, state0=state, noise_key=key)
         return final, out
 
-    _, theta0 = _draw(cfg, seed)
+    _, state0 = _draw(cfg, seed)
     steps = jnp.arange(num)
-    theta_up, up = jax.lax.scan(body, theta0, (curve, steps))
-    _, down = jax.lax.scan(body, theta_up, (curve[::-1], num + steps))
+    state_up, up = jax.lax.scan(body, state0, (curve, steps))
+    _, down = jax.lax.scan(body, state_up, (curve[::-1], num + steps))
     down = jax.tree_util.tree_map(lambda a: a[::-1], down)
     return jax.tree_util.tree_map(lambda u, d: jnp.stack([u, d]), up, down)
 
 
-def _adiabatic_impl(cfg: _RunConfig, along: int, curve, K, lag, D, tau, seed) -> dict:
+def _adiabatic_impl(
+    cfg: _RunConfig, along: int, curve, K, lag, D, tau, h, seed
+) -> dict:
     return jax.vmap(lambda *p: _adiabatic_point(cfg, along, curve, *p))(
-        K, lag, D, tau, seed
+        K, lag, D, tau, h, seed
     )
 
 
@@ -393,6 +461,7 @@ class _Grid:
     lag: np.ndarray  # float64
     D: np.ndarray  # float64 (0 without noise)
     tau: np.ndarray  # float64 (0 without delays)
+    h: np.ndarray  # float64 (0 without a stimulus)
     seed: np.ndarray  # int64
     n: np.ndarray  # int64: network size of each point
     shape: tuple[int, ...]  # grid shape (without the ramped axis)
@@ -496,6 +565,7 @@ def run_chunk(spec: StudySpec, grid: _Grid, where: slice) -> dict:
         jnp.asarray(grid.lag[pad], dtype=dtype),
         jnp.asarray(grid.D[pad], dtype=dtype),
         jnp.asarray(grid.tau[pad], dtype=dtype),
+        jnp.asarray(grid.h[pad], dtype=dtype),
         jnp.asarray(grid.seed[pad], dtype=jnp.int32),
     )
     if grid.along is None:
@@ -552,6 +622,10 @@ def _combine(spec: StudySpec, grid: _Grid, parts: list[dict]):
         data["R"] = (dims, merged["R"])
         data["R_std"] = (dims, merged["R_std"])
         data["R_t"] = ([*dims, "time"], merged["R_t"])
+    if spec.observe.energy:
+        coords["time"] = spec.solve.save_times()
+        data["E"] = (dims, merged["E"])
+        data["E_t"] = ([*dims, "time"], merged["E_t"])
     if spec.observe.frequency:
         data["Omega"] = (dims, merged["Omega"])
         data["Omega_std"] = (dims, merged["Omega_std"])
@@ -559,7 +633,10 @@ def _combine(spec: StudySpec, grid: _Grid, parts: list[dict]):
         data["locked"] = (dims, merged["locked"])
     if spec.observe.trajectories:
         coords["time"] = spec.solve.save_times()
-        data["theta"] = ([*dims, "time", "osc"], merged["theta"])
+        if isinstance(spec.model, SphereSpec):
+            data["x"] = ([*dims, "time", "osc", "dim"], merged["x"])
+        else:
+            data["theta"] = ([*dims, "time", "osc"], merged["theta"])
         seeds = np.asarray(spec.sweep.seeds, dtype=np.int32)
         omega = np.asarray(_jitted("omegas")(_config(spec), seeds))
         data["omega"] = (["seed", "osc"], omega)
@@ -576,6 +653,7 @@ def _combine(spec: StudySpec, grid: _Grid, parts: list[dict]):
 def _attrs(spec: StudySpec) -> dict:
     """Dataset attributes describing the study (netCDF-safe scalars only)."""
     m, f, c, s = spec.model, spec.model.frequencies, spec.model.coupling, spec.solve
+    sphere = isinstance(m, SphereSpec)
     attrs = {
         "study": spec.study.name,
         "description": spec.study.description,
@@ -585,7 +663,7 @@ def _attrs(spec: StudySpec) -> dict:
         "loc": f.loc,
         "scale": f.scale,
         "sampling": f.sampling,
-        "initial_spread": m.initial_phases.spread,
+        "initial_spread": None if sphere else m.initial_phases.spread,
         "coupling": c.kind,
         "noise": "additive" if m.noisy else "none",
         "delays": "uniform" if m.delayed else "none",
@@ -600,11 +678,21 @@ def _attrs(spec: StudySpec) -> dict:
     }
     if m.noisy:
         attrs["brownian"] = m.noise.brownian
+    if sphere:
+        attrs["dim"] = m.dim
+        attrs["rotation"] = m.rotation
+        attrs["stimulus"] = "none" if m.stimulus is None else "h e_0"
+        attrs["initial_state"] = "uniform on the sphere"
     if spec.sweep.adiabatic:
         attrs["along"] = spec.sweep.along
-    present = (
-        {"K", "lag"} | ({"D"} if m.noisy else set()) | ({"tau"} if m.delayed else set())
-    )
+    if sphere:
+        present = {"K"} | ({"h"} if m.stimulus is not None else set())
+    else:
+        present = (
+            {"K", "lag"}
+            | ({"D"} if m.noisy else set())
+            | ({"tau"} if m.delayed else set())
+        )
     for name in SWEEPABLE:
         if name in present and name not in spec.sweep.names:
             attrs[name] = spec.fixed(name)
@@ -673,8 +761,10 @@ def run_study(
     final `observe.window`), `R_t` (|Z| every `solve.save_every` steps), with
     `observe.frequency` the mean effective frequency `Omega` over the window and its
     spread across oscillators `Omega_std` (from the phases saved every
-    `solve.save_every` steps and their exact winding numbers), and with
-    `observe.trajectories` also `theta` and `omega`.
+    `solve.save_every` steps and their exact winding numbers), with `observe.energy`
+    the energy `kl.energy` averaged over the window, `E`, and over time, `E_t`, and
+    with `observe.trajectories` also `theta` (sphere models: `x`, with a `dim`
+    dimension) and `omega`.
     """
     _runner.check_backend(workers, scheduler)
     if not isinstance(spec, StudySpec):

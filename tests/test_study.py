@@ -272,9 +272,9 @@ BAD_SPECS = {
         "'lorentzian'",
     ),
     "unknown model kind": (
-        edit('kind = "kuramoto"', 'kind = "sphere"'),
+        edit('kind = "kuramoto"', 'kind = "lattice"'),
         "model.kind",
-        "kuramoto",
+        '"kuramoto", "sphere"',
     ),
     "zero scale": (
         edit("scale = 0.5", "scale = 0"),
@@ -835,3 +835,354 @@ def test_size_axis_equals_fixed_size_studies(tmp_path):
     for n in (16, 32):
         fixed = _run(TINY.replace("n = 64", f"n = {n}"), tmp_path / f"n{n}.nc")
         np.testing.assert_allclose(ds["R_t"].sel(n=n), fixed["R_t"], atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------
+# Sphere models (AKOrN vector oscillators)
+# ---------------------------------------------------------------------------------
+
+#: dim = 2: the phase model in vector form (theta = atan2(x_1, x_0)).
+TINY_SPHERE = """
+[study]
+name = "tiny_sphere"
+
+[model]
+kind = "sphere"
+n = 16
+dim = 2
+
+[model.frequencies]
+distribution = "lorentzian"
+scale = 0.5
+
+[model.coupling]
+kind = "mean_field"
+
+[sweep]
+K = [0.5, 3.0]
+seeds = 2
+
+[solve]
+t1 = 3.0
+dt = 0.05
+save_every = 3
+
+[observe]
+window = 1.5
+energy = true
+"""
+
+#: Identical oscillators on S^2 with a stimulus c = h e_0 swept: a gradient flow.
+SPHERE_STIMULUS = """
+[study]
+name = "sphere_stimulus"
+
+[model]
+kind = "sphere"
+n = 12
+dim = 3
+rotation = "first_plane"
+
+[model.frequencies]
+distribution = "identical"
+loc = 0.0
+
+[model.coupling]
+kind = "mean_field"
+K = 1.0
+
+[model.stimulus]
+
+[sweep]
+h = [0.0, 0.5]
+seeds = 1
+
+[solve]
+t1 = 20.0
+dt = 0.1
+save_every = 5
+
+[observe]
+energy = true
+trajectories = true
+"""
+
+#: S^3 with rotations in both planes, network sizes and an adiabatic K ramp.
+SPHERE_RAMP = """
+[study]
+name = "sphere_ramp"
+
+[model]
+kind = "sphere"
+dim = 4
+
+[model.frequencies]
+distribution = "gaussian"
+scale = 0.3
+sampling = "quantile"
+
+[model.coupling]
+kind = "mean_field"
+
+[sweep]
+n = [6]
+K = [0.4, 2.0]
+seeds = 1
+mode = "adiabatic"
+
+[solve]
+t1 = 3.0
+dt = 0.1
+save_every = 3
+
+[observe]
+energy = true
+"""
+
+
+def test_sphere_spec_parses():
+    spec = parse_spec(TINY_SPHERE)
+    m = spec.model
+    assert (m.kind, m.n, m.dim, m.rotation, m.stimulus) == (
+        "sphere",
+        16,
+        2,
+        "all_planes",
+        None,
+    )
+    assert not m.noisy and not m.delayed and m.coupling.K is None
+    assert spec.observe.energy and spec.solve.solver == "rk4"
+    stim = parse_spec(SPHERE_STIMULUS)
+    assert stim.model.stimulus.h is None and stim.sweep.names == ("h",)
+    assert stim.axis_values("h") == (0.0, 0.5) and stim.fixed("lag") == 0.0
+    assert stim.model.planes == (1.0,)  # dim 3: one plane, the last axis is fixed
+    ramp = parse_spec(SPHERE_RAMP)
+    assert ramp.model.planes == (1.0, 1.0) and ramp.sweep.sizes == (6,)
+    first = parse_spec(
+        SPHERE_RAMP.replace("dim = 4", 'dim = 4\nrotation = "first_plane"')
+    )
+    assert first.model.planes == (1.0, 0.0)
+    # The AKOrN step is a solver of sphere models only.
+    akorn = parse_spec(TINY_SPHERE.replace("save_every = 3", 'solver = "akorn"'))
+    assert akorn.solve.solver == "akorn"
+    for text in (TINY_SPHERE, SPHERE_STIMULUS, SPHERE_RAMP):
+        spec = parse_spec(text)
+        assert parse_spec(spec.to_toml()) == spec
+    # A spec without energy writes no energy key (its canonical text predates it).
+    assert "energy" not in parse_spec(TINY).to_toml()
+
+
+SPHERE_BAD = {
+    "lag": (
+        edit('kind = "mean_field"', 'kind = "mean_field"\nlag = 0.1', TINY_SPHERE),
+        "model.coupling.lag = 0.1",
+        'no lag with kind = "sphere"',
+    ),
+    "noise": (
+        edit("[sweep]", "[model.noise]\nD = 0.1\n\n[sweep]", TINY_SPHERE),
+        "model.noise = {D = 0.1}",
+        'a key of kind = "kuramoto"',
+    ),
+    "delays": (
+        edit("[sweep]", "[model.delays]\ntau = 1.0\n\n[sweep]", TINY_SPHERE),
+        "model.delays",
+        'a key of kind = "kuramoto"',
+    ),
+    "initial phases": (
+        edit("[sweep]", "[model.initial_phases]\nspread = 1.0\n\n[sweep]", TINY_SPHERE),
+        "model.initial_phases",
+        "kuramoto",
+    ),
+    "dim on kuramoto": (edit("n = 64", "n = 64\ndim = 3"), "model.dim = 3", "sphere"),
+    "stimulus on kuramoto": (
+        edit("[sweep]", "[model.stimulus]\nh = 1.0\n\n[sweep]"),
+        "model.stimulus",
+        "sphere",
+    ),
+    "dim missing": (edit("dim = 2\n", "", TINY_SPHERE), "model.dim: missing", ">= 2"),
+    "dim 1": (edit("dim = 2", "dim = 1", TINY_SPHERE), "model.dim = 1", ">= 2"),
+    "dim float": (edit("dim = 2", "dim = 2.0", TINY_SPHERE), "model.dim", "integer"),
+    "rotation typo": (
+        edit("dim = 2", 'dim = 2\nrotation = "all_plane"', TINY_SPHERE),
+        "model.rotation",
+        "did you mean 'all_planes'",
+    ),
+    "sphere key typo": (
+        edit("dim = 2", "dimm = 2", TINY_SPHERE),
+        "model.dimm",
+        "did you mean 'dim'",
+    ),
+    "frequency on sphere": (
+        edit("energy = true", "frequency = true", TINY_SPHERE),
+        "observe.frequency = true",
+        'false with kind = "sphere"',
+    ),
+    "locked on sphere": (
+        edit("energy = true", "locked = true", TINY_SPHERE),
+        "observe.locked = true",
+        "phases",
+    ),
+    "lag swept on sphere": (
+        edit("seeds = 2", "lag = [0.0, 0.1]\nseeds = 2", TINY_SPHERE),
+        "sweep.lag",
+        'kind = "sphere" (K, h); lag belongs to kind = "kuramoto"',
+    ),
+    "h swept on kuramoto": (
+        edit("seeds = 2", "h = [0.0, 0.1]\nseeds = 2"),
+        "sweep.h",
+        'h belongs to kind = "sphere"',
+    ),
+    "h swept without stimulus": (
+        edit("seeds = 2", "h = [0.0, 0.1]\nseeds = 2", TINY_SPHERE),
+        "sweep.h",
+        "[model.stimulus]",
+    ),
+    "h missing": (
+        edit("h = [0.0, 0.5]\n", "", SPHERE_STIMULUS),
+        "model.stimulus.h: missing",
+        "sweep.h",
+    ),
+    "h swept and fixed": (
+        edit("[model.stimulus]", "[model.stimulus]\nh = 0.1", SPHERE_STIMULUS),
+        "model.stimulus.h = 0.1",
+        "sweep.h",
+    ),
+    "akorn on kuramoto": (
+        edit('solver = "rk4"', 'solver = "akorn"'),
+        'solve.solver = "akorn"',
+        'for kind = "sphere"',
+    ),
+    "sde solver on sphere": (
+        edit("save_every = 3", 'solver = "shark"', TINY_SPHERE),
+        'solve.solver = "shark"',
+        '"akorn", "bosh3"',
+    ),
+    "trajectories in a ramp": (
+        edit("[observe]", "[observe]\ntrajectories = true", SPHERE_RAMP),
+        "observe.trajectories",
+        "adiabatic",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", SPHERE_BAD, ids=str)
+def test_bad_sphere_spec_message(case):
+    text, key, hint = SPHERE_BAD[case]
+    with pytest.raises(SpecError) as info:
+        parse_spec(text)
+    message = str(info.value)
+    assert "\n" not in message
+    assert key in message, message
+    assert hint in message, message
+
+
+def test_sphere_dim2_is_the_phase_model(tmp_path):
+    """dim = 2 reduces to kl.Kuramoto with theta = atan2(x_1, x_0): each point's R(t)
+    equals a direct phase-model simulation from the seed's draws (up to RK4's
+    O(dt^4) error, which differs between the two coordinates), the seed's
+    frequencies are the phase model's, and E(t) = kl.energy = -N K R^2 / 2."""
+    import jax.numpy as jnp
+
+    from kuralab.study import _config, _draw
+
+    ds = _run(TINY_SPHERE, tmp_path / "s2.nc")
+    assert ds["R"].dims == ("K", "seed") and ds["E_t"].dims == ("K", "seed", "time")
+    assert ds.attrs["model"] == "sphere" and ds.attrs["dim"] == 2
+    assert ds.attrs["rotation"] == "all_planes" and ds.attrs["stimulus"] == "none"
+    assert "lag" not in ds.attrs and "initial_spread" not in ds.attrs
+    for name in ("E", "E_t"):
+        assert ds[name].attrs["units"] and ds[name].attrs["long_name"]
+    cfg = _config(parse_spec(TINY_SPHERE))
+    phase = _config(parse_spec(TINY.replace("n = 64", "n = 16")))
+    for seed in (0, 1):
+        omega, x0 = _draw(cfg, seed)
+        assert x0.shape == (16, 2)
+        np.testing.assert_allclose(jnp.linalg.norm(x0, axis=-1), 1.0, atol=1e-6)
+        np.testing.assert_array_equal(omega, _draw(phase, seed)[0])
+        theta0 = jnp.arctan2(x0[:, 1], x0[:, 0])
+        for K in (0.5, 3.0):
+            model = kl.Kuramoto(omega, kl.MeanField(K))
+            traj = kl.simulate(
+                model, theta0, t1=3.0, dt=0.05, saveat=kl.SaveAt(every=3)
+            )
+            R_t = np.abs(np.mean(np.exp(1j * np.asarray(traj.ys)), axis=-1))
+            got = ds.sel(K=K, seed=seed)
+            np.testing.assert_allclose(got["R_t"], R_t, atol=1e-4)
+            E_t = [kl.energy(model, theta) for theta in traj.ys[::5]]
+            np.testing.assert_allclose(got["E_t"][::5], E_t, rtol=1e-3, atol=1e-3)
+    assert np.all((ds["R"].values >= 0) & (ds["R"].values <= 1))
+    # K = 3 > K_c = 1: synchronised (R = sqrt(1 - 2 gamma / K) = 0.82 as N -> inf).
+    assert float(ds["R"].sel(K=3.0).min()) > max(0.7, float(ds["R"].sel(K=0.5).max()))
+
+
+def test_sphere_gradient_flow_synchronises_with_non_increasing_energy(tmp_path):
+    """Identical oscillators (omega = 0) on S^2 with symmetric mean-field coupling
+    and a stimulus c = h e_0: AKOrN App. F, dE/dt <= 0. They synchronise (R -> 1),
+    with the stimulus onto e_0 (E -> -N (K/2 + h)); the stored E(t) is kl.energy
+    of the stored states."""
+    import jax.numpy as jnp
+
+    ds = _run(SPHERE_STIMULUS, tmp_path / "stim.nc")
+    assert ds["x"].dims == ("h", "seed", "time", "osc", "dim")
+    assert ds["x"].shape == (2, 1, 41, 12, 3)
+    assert ds["omega"].dims == ("seed", "osc") and np.all(ds["omega"].values == 0)
+    assert ds.attrs["stimulus"] == "h e_0" and ds.attrs["K"] == 1.0
+    x = ds["x"].values
+    np.testing.assert_allclose(np.linalg.norm(x, axis=-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(
+        ds["R_t"], np.linalg.norm(x.mean(-2), axis=-1), atol=1e-5
+    )
+    for h in (0.0, 0.5):
+        model = kl.SphereKuramoto(
+            None, kl.MeanField(1.0), jnp.array([h, 0.0, 0.0]), n_osc=12
+        )
+        got = ds.sel(h=h, seed=0)
+        E_t = np.array([kl.energy(model, xt) for xt in got["x"].values])
+        np.testing.assert_allclose(got["E_t"], E_t, rtol=1e-5, atol=1e-4)
+        assert np.all(np.diff(E_t) <= 1e-4 * 12), np.diff(E_t).max()
+        assert E_t[-1] < E_t[0] - 1.0
+        assert float(got["R_t"][-1]) > 0.999
+        np.testing.assert_allclose(E_t[-1], -12 * (0.5 + h), rtol=1e-3)
+    # With the stimulus, every oscillator points along e_0.
+    np.testing.assert_allclose(x[1, 0, -1, :, 0], 1.0, atol=1e-3)
+
+
+def test_sphere_adiabatic_ramp_over_sizes(tmp_path):
+    """An adiabatic K ramp of S^3 oscillators with a network-size axis: the result
+    has (direction, K, n, seed) dimensions, and each ramp value starts from the
+    previous final vectors (replayed with kl.SphereKuramoto and kl.simulate)."""
+    ds = _run(SPHERE_RAMP, tmp_path / "ramp.nc")
+    assert ds["R"].dims == ("direction", "K", "n", "seed")
+    assert ds["E_t"].dims == ("direction", "K", "n", "seed", "time")
+    np.testing.assert_array_equal(ds["n"], [6])
+    assert np.all((ds["R_t"].values >= 0) & (ds["R_t"].values <= 1 + 1e-6))
+    from kuralab.study import _config, _draw
+
+    omega, x = _draw(_config(parse_spec(SPHERE_RAMP), n=6), 0)
+    rates = np.stack([omega, omega], axis=-1)  # both planes turn at omega_i
+    for direction, Ks in (("up", [0.4, 2.0]), ("down", [2.0, 0.4])):
+        for K in Ks:
+            model = kl.SphereKuramoto(kl.BlockOmega(rates), kl.MeanField(K))
+            traj = kl.simulate(model, x, t1=3.0, dt=0.1, saveat=kl.SaveAt(every=3))
+            x = traj.final
+            m = np.mean(np.asarray(traj.ys), axis=-2)
+            got = ds.sel(direction=direction, K=K, n=6, seed=0)
+            np.testing.assert_allclose(
+                got["R_t"], np.linalg.norm(m, axis=-1), atol=1e-5
+            )
+            E_t = -0.5 * 6 * K * np.sum(m**2, axis=-1)  # kl.energy, mean field
+            np.testing.assert_allclose(got["E_t"], E_t, rtol=1e-4, atol=1e-5)
+
+
+def test_sphere_study_is_the_documented_experiment():
+    spec = load_spec(pathlib.Path(__file__).parents[1] / "studies" / "sphere_sync.toml")
+    m = spec.model
+    assert (m.kind, m.dim, m.rotation) == ("sphere", 4, "all_planes")
+    f = m.frequencies
+    assert f.distribution == "lorentzian" and m.n >= 500
+    # Incoherence loses stability at K_c = D / ((D - 1) pi g(0)) = 2/3 here, the
+    # phase model's at 2 gamma = 1: the K grid straddles both.
+    K = spec.sweep.values("K")
+    assert min(K) < 0.5 and max(K) >= 2.0
+    assert sum(0.55 <= k <= 0.8 for k in K) >= 3
+    assert len(spec.sweep.seeds) >= 2
