@@ -66,12 +66,14 @@ import difflib
 import errno
 import fnmatch
 import functools
+import gc
 import hashlib
 import importlib.metadata
 import itertools
 import json
 import os
 import shutil
+import socket
 import sys
 import time
 import uuid
@@ -560,6 +562,32 @@ def check_backend(workers, scheduler) -> None:
             )
 
 
+def _probe(address: str) -> None:
+    """Fail fast, without building a Client, when a `tcp://host:port` scheduler does
+    not accept connections."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(address, str) or not address.startswith("tcp://"):
+        return
+    try:
+        parts = urlsplit(address)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not host or not port:
+        raise ClusterError(
+            f"cannot connect to the Dask scheduler at {address}: expected an address "
+            "like tcp://host:8786"
+        )
+    try:
+        with socket.create_connection((host, port), timeout=_connect_timeout()):
+            pass
+    except OSError as e:
+        raise ClusterError(
+            f"cannot connect to the Dask scheduler at {address}: {_line(e)}"
+        ) from None
+
+
 def _connect_timeout() -> float:
     import dask
     from dask.utils import parse_timedelta
@@ -596,6 +624,11 @@ def _client(workers: int | None, scheduler) -> Iterator[Any]:
         with cluster, Client(cluster, set_as_default=False) as client:
             yield client
         return
+    _probe(scheduler)
+    # A Client whose constructor failed is finalised by the garbage collector; if that
+    # happens inside another Client's start-up, distributed deadlocks on its event-loop
+    # lock (Client.__del__ -> LoopRunner.stop). Collect such leftovers first.
+    gc.collect()
     try:
         client = Client(scheduler, timeout=_connect_timeout(), set_as_default=False)
     except (OSError, ValueError, TypeError) as e:

@@ -291,7 +291,6 @@ def test_run_unreachable_scheduler_fails_fast(tmp_path, capsys):
     assert_one_error_line(
         capsys.readouterr().err,
         "cannot connect to the Dask scheduler at tcp://127.0.0.1:1",
-        "Timed out",
     )
     assert [p.name for p in tmp_path.iterdir()] == ["tiny.toml"]
 
