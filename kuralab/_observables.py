@@ -526,3 +526,16 @@ def _effective_frequencies(theta, turns, ts, window):
             turns[..., -1, :] - first_turns
         ).astype(theta.dtype)
     return delta / duration, start
+
+
+def _rotation_rate(Z: Array, duration) -> Array:
+    """Mean rotation rate of a complex series `Z` (`(..., time)`) over `duration`, from
+    its wrapped phase increments (each must be below pi in magnitude)."""
+    steps = wrap_phase(jnp.angle(Z[..., 1:]) - jnp.angle(Z[..., :-1]))
+    return jnp.sum(steps, axis=-1) / duration
+
+
+def _locked_fraction(Omega: Array, Omega_Z: Array, tol) -> Array:
+    """Fraction of oscillators whose effective frequency `Omega` (`(..., osc)`) is
+    within `tol` of the mean field's rotation rate `Omega_Z` (`(...)`)."""
+    return jnp.mean(jnp.abs(Omega - Omega_Z[..., None]) < tol, axis=-1)

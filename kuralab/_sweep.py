@@ -62,6 +62,7 @@ from jaxtyping import Array
 from ._integrate import RESULTS, SaveAt, SimulationError, simulate
 from ._misc import nearest
 from ._models.base import AbstractModel, AbstractPhaseModel
+from ._observables import _locked_fraction, _rotation_rate
 
 __all__ = ["OBSERVABLES", "sweep"]
 
@@ -323,14 +324,12 @@ def _run_point(cfg: _Config, model, y0, key) -> dict:
         if "Omega_std" in want:
             out["Omega_std"] = jnp.std(Omega)
         if {"locked", "Omega_Z"} & want:
-            psi = jnp.angle(win.ys["Z"])
-            steps = jnp.mod(jnp.diff(psi) + math.pi, TWO_PI) - math.pi
-            Omega_Z = jnp.sum(steps) / window
+            Omega_Z = _rotation_rate(win.ys["Z"], window)
             if "Omega_Z" in want:
                 out["Omega_Z"] = Omega_Z
             if "locked" in want:
                 tol = TWO_PI / window if cfg.lock_tol is None else cfg.lock_tol
-                out["locked"] = jnp.mean(jnp.abs(Omega - Omega_Z) < tol)
+                out["locked"] = _locked_fraction(Omega, Omega_Z, tol)
     result = results[0]
     for r in results[1:]:
         result = RESULTS.where(result == RESULTS.successful, r, result)

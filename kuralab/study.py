@@ -59,7 +59,12 @@ from ._integrate import RESULTS, SaveAt, SimulationError, simulate
 from ._models.kuramoto import Kuramoto
 from ._models.sphere import BlockOmega, SphereKuramoto, random_sphere
 from ._noise import Noise
-from ._observables import effective_frequencies, order_parameter
+from ._observables import (
+    _locked_fraction,
+    _rotation_rate,
+    effective_frequencies,
+    order_parameter,
+)
 from ._runner import (
     ChunkError as ChunkError,
     ChunkStoreError as ChunkStoreError,
@@ -392,11 +397,9 @@ def _simulate_point(
         out["Omega_std"] = jnp.std(Omega)
     if cfg.locked:
         # The mean field's rotation rate over the window, from its wrapped increments.
-        theta = states[cfg.window_start :]
-        psi = jnp.angle(jnp.mean(jnp.exp(1j * theta), axis=-1))
-        steps = jnp.mod(jnp.diff(psi) + jnp.pi, 2 * jnp.pi) - jnp.pi
-        Omega_Z = jnp.sum(steps) / cfg.window
-        out["locked"] = jnp.mean(jnp.abs(Omega - Omega_Z) < 2 * jnp.pi / cfg.window)
+        Z = jnp.mean(jnp.exp(1j * states[cfg.window_start :]), axis=-1)
+        Omega_Z = _rotation_rate(Z, cfg.window)
+        out["locked"] = _locked_fraction(Omega, Omega_Z, 2 * jnp.pi / cfg.window)
     if cfg.trajectories:
         out["x" if cfg.sphere else "theta"] = states
     return out, traj.final
