@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 from _script import figure_main  # noqa: E402
 
 import kuralab as kl  # noqa: E402
-from kuralab import locking_threshold  # noqa: E402
+from kuralab.theory import locking_threshold  # noqa: E402
 
 
 def theory_K_L(coupling: str, omega: np.ndarray) -> float:

@@ -24,7 +24,6 @@ _EXPORTS = {
         "LockedState",
         "continuation",
         "locked_state",
-        "locking_threshold",
     ),
     "_coupling": (
         "AbstractCoupling",
@@ -119,7 +118,6 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         LockedState as LockedState,
         continuation as continuation,
         locked_state as locked_state,
-        locking_threshold as locking_threshold,
     )
     from ._coupling import (
         AbstractCoupling as AbstractCoupling,

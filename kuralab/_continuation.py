@@ -93,7 +93,7 @@ from . import _names as names
 from ._models.kuramoto import Kuramoto
 from ._schedules import AbstractSchedule
 
-__all__ = ["LockedState", "continuation", "locked_state", "locking_threshold"]
+__all__ = ["LockedState", "continuation", "locked_state"]
 
 #: Dimension names of a continuation Dataset.
 POINT, MODE = "point", "mode"
@@ -748,60 +748,3 @@ def _to_dataset(points, folds, model0, symmetric, *, name, units, long_name, set
 # ---------------------------------------------------------------------------------
 # Reference: the locking threshold of the finite mean-field model
 # ---------------------------------------------------------------------------------
-
-
-def locking_threshold(omega: ArrayLike) -> float:
-    r"""Locking threshold $K_L$ of the finite mean-field Kuramoto model.
-
-    For $\dot\theta_i = \omega_i + \frac{K}{N}\sum_j \sin(\theta_j - \theta_i)$ a locked
-    state exists iff $K \ge K_L$. With $u = K r$ and $\delta_i = \omega_i - \bar\omega$,
-    the locked states with all $\cos(\theta_i - \psi) \ge 0$ satisfy
-    $r(u) = \frac1N\sum_i\sqrt{1 - \delta_i^2/u^2}$ and $K = u / r(u)$, so
-
-    $$K_L = \min_{u \ge \max_i|\delta_i|} \frac{u}{r(u)} ,$$
-
-    attained at the unique root $u^* \in [\max|\delta|, 2\max|\delta|]$ of
-    $\sum_i (1 - 2\delta_i^2/u^2) / \sqrt{1 - \delta_i^2/u^2} = 0$ (found by `brentq`).
-    At $K_L$ the stable locked state dies in a saddle-node. $N = 2$: $K_L =
-    |\omega_2 - \omega_1|$.
-
-    **Arguments:**
-
-    - `omega`: natural frequencies, shape `(osc,)`, $N \ge 2$.
-
-    **Returns:** $K_L$ as a Python float (0 for identical frequencies).
-
-    ??? cite "Reference"
-
-        ```bibtex
-        @article{verwoerd2008,
-          author={Verwoerd, Mark and Mason, Oliver},
-          title={Global phase-locking in finite populations of phase-coupled
-                 oscillators}, journal={SIAM J. Appl. Dyn. Syst.}, volume={7},
-          number={1}, pages={134--160}, year={2008}}
-        ```
-    """
-    from scipy.optimize import brentq
-
-    w = np.asarray(omega, np.float64)
-    if w.ndim != 1 or w.size < 2 or not np.all(np.isfinite(w)):
-        raise ValueError(
-            f"`omega` must be a finite 1-D array of at least 2 frequencies; got {w!r}"
-        )
-    d = w - w.mean()
-    dmax = float(np.max(np.abs(d)))
-    if dmax == 0:
-        return 0.0
-
-    def a(u):
-        return (d / u) ** 2
-
-    def g(u):  # proportional to d(u / r)/du with the sign flipped; increasing in u
-        return float(np.sum((1 - 2 * a(u)) / np.sqrt(1 - a(u))))
-
-    lo = dmax * (1 + 1e-15)
-    while not np.all(a(lo) < 1):
-        lo = np.nextafter(lo, np.inf)
-    u = brentq(g, lo, 2 * dmax, xtol=1e-15 * dmax, rtol=4 * np.finfo(float).eps)
-    r = float(np.mean(np.sqrt(1 - a(u))))
-    return u / r

@@ -16,7 +16,8 @@ import xarray as xr
 from scipy.optimize import minimize_scalar
 
 import kuralab as kl
-from kuralab import continuation, locked_state, locking_threshold
+from kuralab import continuation, locked_state
+from kuralab.theory import locking_threshold
 
 # ---------------------------------------------------------------------------------
 # Cases (module level: one function object per case means one compilation)
