@@ -60,9 +60,9 @@ import xarray as xr
 from jaxtyping import Array
 
 from ._integrate import RESULTS, SaveAt, SimulationError, simulate
-from ._misc import nearest
+from ._misc import nearest, wrap_phase
 from ._models.base import AbstractModel, AbstractPhaseModel
-from ._observables import _locked_fraction, _rotation_rate
+from ._observables import _locked_fraction, _rotation_rate, order_parameter
 
 __all__ = ["OBSERVABLES", "sweep"]
 
@@ -245,7 +245,7 @@ def _call_make(cfg: _Config, params: dict) -> tuple[AbstractModel, Array]:
 
 def _order_parameter(model, y) -> Array:
     if isinstance(model, AbstractPhaseModel):
-        return jnp.abs(jnp.mean(jnp.exp(1j * y)))
+        return jnp.abs(order_parameter(y))
     axes = tuple(range(y.ndim - 1))
     return jnp.linalg.norm(jnp.mean(y, axis=axes))
 
@@ -274,9 +274,7 @@ def _run_point(cfg: _Config, model, y0, key) -> dict:
         start = pre.final
         results.append(pre.result)
     else:
-        start = model.project(y0) if not phase else jnp.asarray(y0)
-        if phase:
-            start = jnp.mod(start + math.pi, TWO_PI) - math.pi
+        start = wrap_phase(y0) if phase else model.project(y0)
     want = set(cfg.observe)
 
     def save(t, y):
@@ -352,17 +350,28 @@ def _adiabatic_point(cfg: _Config, along: int, curve, key, *values) -> dict:
     point_key = jax.random.fold_in(key, seed)
     name = cfg.names[along]
     _, y0 = _call_make(cfg, {**params, name: curve[0]})
-    num = curve.shape[0]
 
-    def body(y, xs):
-        value, step = xs
+    def step(y, value, index):
         model, _ = _call_make(cfg, {**params, name: value})
-        out, y_end = _run_point(cfg, model, y, jax.random.fold_in(point_key, step))
+        out, y_end = _run_point(cfg, model, y, jax.random.fold_in(point_key, index))
         return y_end, out
 
-    up_steps = jnp.arange(num)
-    y_up, up = jax.lax.scan(body, y0, (curve, up_steps))
-    _, down = jax.lax.scan(body, y_up, (curve[::-1], num + up_steps))
+    return ramp_up_down(step, y0, curve)
+
+
+def ramp_up_down(step: Callable, y0, curve: Array):
+    """Scan `step(y, value, index) -> (y_end, out)` along `curve` and back: each value
+    starts from the previous end state; `index` counts the steps (0 .. 2 len - 1, for
+    per-step keys). Outputs gain leading axes (direction: up, down; value), the down
+    pass reordered to match `curve`."""
+    num = curve.shape[0]
+    indices = jnp.arange(num)
+
+    def body(y, xs):
+        return step(y, *xs)
+
+    y_up, up = jax.lax.scan(body, y0, (curve, indices))
+    _, down = jax.lax.scan(body, y_up, (curve[::-1], num + indices))
     down = jax.tree_util.tree_map(lambda a: a[::-1], down)
     return jax.tree_util.tree_map(lambda u, d: jnp.stack([u, d]), up, down)
 

@@ -93,6 +93,7 @@ from ._spec import (
     load_spec as load_spec,
     parse_spec as parse_spec,
 )
+from ._sweep import ramp_up_down
 
 __all__ = [
     "SpecError",
@@ -414,22 +415,15 @@ def _adiabatic_point(cfg: _RunConfig, along: int, curve, K, lag, D, tau, h, seed
     each value starts from the previous final state (phases or unit vectors). Outputs
     gain leading axes (direction, value)."""
     params = [K, lag, D, tau, h]
-    num = curve.shape[0]
 
-    def body(state, xs):
-        value, step = xs
+    def step(state, value, index):
         p = list(params)
         p[along] = value
-        key = jax.random.fold_in(_noise_key(seed), step)
+        key = jax.random.fold_in(_noise_key(seed), index)
         out, final = _simulate_point(cfg, *p, seed, state0=state, noise_key=key)
         return final, out
 
-    _, state0 = _draw(cfg, seed)
-    steps = jnp.arange(num)
-    state_up, up = jax.lax.scan(body, state0, (curve, steps))
-    _, down = jax.lax.scan(body, state_up, (curve[::-1], num + steps))
-    down = jax.tree_util.tree_map(lambda a: a[::-1], down)
-    return jax.tree_util.tree_map(lambda u, d: jnp.stack([u, d]), up, down)
+    return ramp_up_down(step, _draw(cfg, seed)[1], curve)
 
 
 def _adiabatic_impl(
