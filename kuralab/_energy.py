@@ -54,6 +54,7 @@ import xarray as xr
 
 from . import _names as names
 from ._coupling import AbstractCoupling
+from ._fastmath import sincos
 from ._integrate import SaveAt, simulate
 from ._models.kuramoto import Kuramoto
 from ._models.sphere import SphereKuramoto
@@ -108,7 +109,7 @@ def _sphere_terms(model: SphereKuramoto, x, t):
 
 
 def _phase_terms(model: Kuramoto, theta, t):
-    c, s = jnp.cos(theta), jnp.sin(theta)
+    s, c = sincos(theta)
     kc = model.coupling.apply(c, t)
     ks = model.coupling.apply(s, t)
     pair = c * kc + s * ks  # sum_j K_ij cos(theta_j - theta_i)
@@ -116,7 +117,8 @@ def _phase_terms(model: Kuramoto, theta, t):
         field = jnp.zeros_like(theta)
     else:
         h = evaluate(model.forcing.strength, t)
-        field = h * jnp.cos(model.forcing.phase - theta)
+        sin_psi, cos_psi = sincos(jnp.asarray(model.forcing.phase, theta.dtype))
+        field = h * (cos_psi * c + sin_psi * s)  # h cos(psi - theta)
     return pair, field
 
 

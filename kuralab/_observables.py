@@ -20,6 +20,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike
 
 from ._coupling import AbstractCoupling
+from ._fastmath import sincos
 from ._misc import TWO_PI, is_concrete, wrap_phase
 
 # ---------------------------------------------------------------------------------
@@ -50,7 +51,8 @@ def _as_phases(name: str, theta, min_ndim: int = 1, what: str = "(..., osc)") ->
 def _phasor(theta: Array, moment=1) -> Array:
     """$e^{i m \\theta}$ in the complex dtype matching `theta`."""
     angle = theta if moment == 1 else moment * theta
-    return jax.lax.complex(jnp.cos(angle), jnp.sin(angle))
+    s, c = sincos(angle)
+    return jax.lax.complex(c, s)
 
 
 def _safe_abs(z: Array) -> Array:
@@ -194,9 +196,9 @@ def _group_sums(theta, labels, num_clusters):
     onehot = jax.nn.one_hot(labels, num_clusters, dtype=theta.dtype)  # (osc, C)
     size = jnp.sum(onehot, axis=0)  # (C,)
     hp = jax.lax.Precision.HIGHEST
+    s, c = sincos(theta)
     sums = jax.lax.complex(
-        jnp.matmul(jnp.cos(theta), onehot, precision=hp),
-        jnp.matmul(jnp.sin(theta), onehot, precision=hp),
+        jnp.matmul(c, onehot, precision=hp), jnp.matmul(s, onehot, precision=hp)
     )  # (..., C)
     present = size > 0
     return sums, size, present
@@ -379,7 +381,8 @@ def _local_order(theta, kernel):
     # Coupling operators act on (osc, *features): put the batch (and the two phasor
     # components) on a single feature axis.
     flat = jnp.moveaxis(theta.reshape((-1, n)), -1, 0)  # (osc, B)
-    u = jnp.concatenate([jnp.cos(flat), jnp.sin(flat)], axis=-1)  # (osc, 2B)
+    s, c = sincos(flat)
+    u = jnp.concatenate([c, s], axis=-1)  # (osc, 2B)
     ones = jnp.ones((n, 1), theta.dtype)
     if isinstance(kernel, AbstractCoupling):
         num = kernel.apply(u)

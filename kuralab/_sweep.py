@@ -62,7 +62,7 @@ from jaxtyping import Array
 from ._integrate import RESULTS, SaveAt, SimulationError, simulate
 from ._misc import nearest, wrap_phase
 from ._models.base import AbstractModel, AbstractPhaseModel
-from ._observables import _locked_fraction, _rotation_rate, order_parameter
+from ._observables import _locked_fraction, _phasor, _rotation_rate, order_parameter
 
 __all__ = ["OBSERVABLES", "sweep"]
 
@@ -280,7 +280,7 @@ def _run_point(cfg: _Config, model, y0, key) -> dict:
     def save(t, y):
         out = {"R": _order_parameter(model, y)}
         if phase and ({"locked", "Omega_Z"} & want):
-            out["Z"] = jnp.mean(jnp.exp(1j * y))
+            out["Z"] = jnp.mean(_phasor(y))
         if "energy" in want:
             from ._energy import energy
 

@@ -61,6 +61,7 @@ from ._models.sphere import BlockOmega, SphereKuramoto, random_sphere
 from ._noise import Noise
 from ._observables import (
     _locked_fraction,
+    _phasor,
     _rotation_rate,
     effective_frequencies,
     order_parameter,
@@ -398,7 +399,7 @@ def _simulate_point(
         out["Omega_std"] = jnp.std(Omega)
     if cfg.locked:
         # The mean field's rotation rate over the window, from its wrapped increments.
-        Z = jnp.mean(jnp.exp(1j * states[cfg.window_start :]), axis=-1)
+        Z = jnp.mean(_phasor(states[cfg.window_start :]), axis=-1)
         Omega_Z = _rotation_rate(Z, cfg.window)
         out["locked"] = _locked_fraction(Omega, Omega_Z, 2 * jnp.pi / cfg.window)
     if cfg.trajectories:

@@ -8,6 +8,7 @@ from jaxtyping import Array, ArrayLike
 
 from .._coupling import AbstractCoupling
 from .._delays import Delays
+from .._fastmath import sincos
 from .._misc import as_float_array, check_finite
 from .._noise import Noise
 from .._schedules import AbstractSchedule, evaluate
@@ -50,8 +51,15 @@ class Forcing(eqx.Module):
         self.phase = as_float_array(phase)
 
     def term(self, t, theta):
-        h = evaluate(self.strength, t)
-        return h * jnp.sin(self.phase - theta)
+        """$h(t) \\sin(\\psi - \\theta)$ for phases `theta` of shape `(osc,)`."""
+        return self._term(t, sincos(theta))
+
+    def _term(self, t, phasor):
+        # sin(psi - theta) = sin psi cos theta - cos psi sin theta, from the receivers'
+        # (sin theta, cos theta) already computed for the coupling.
+        s, c = phasor
+        sin_psi, cos_psi = sincos(jnp.asarray(self.phase, s.dtype))
+        return evaluate(self.strength, t) * (sin_psi * c - cos_psi * s)
 
 
 class Kuramoto(AbstractPhaseModel):
@@ -131,10 +139,14 @@ class Kuramoto(AbstractPhaseModel):
             )
         check_finite("lag", lag)
         if jnp.ndim(lag) != 0:
-            raise ValueError(f"`lag` must be a scalar (radians); got shape {jnp.shape(lag)}")
+            raise ValueError(
+                f"`lag` must be a scalar (radians); got shape {jnp.shape(lag)}"
+            )
         if forcing is not None:
             if not isinstance(forcing, Forcing):
-                raise TypeError(f"`forcing` must be kl.Forcing or None; got {forcing!r}")
+                raise TypeError(
+                    f"`forcing` must be kl.Forcing or None; got {forcing!r}"
+                )
             _check_coef("forcing.strength", forcing.strength, n)
             _check_coef("forcing.phase", forcing.phase, n)
         if delays is not None:
@@ -176,15 +188,25 @@ class Kuramoto(AbstractPhaseModel):
     def coupling_term(self, t, theta, theta_senders=None):
         r"""$\sum_j K_{ij}\sin(\theta^{s}_j - \theta_i - \alpha)$, with sender phases
         $\theta^s$ (delayed, if given) and receiver phases $\theta$."""
-        send = theta if theta_senders is None else theta_senders
-        c = self.coupling.apply(jnp.cos(send), t)
-        s = self.coupling.apply(jnp.sin(send), t)
-        shifted = theta + jnp.asarray(self.lag, theta.dtype)
-        return jnp.cos(shifted) * s - jnp.sin(shifted) * c
+        return self._coupling_term(t, sincos(theta), theta_senders)
+
+    def _coupling_term(self, t, receiver_phasor, theta_senders=None):
+        # With (s, c) = (sin, cos) of the receivers and S = K sin, C = K cos of the
+        # senders:  cos(theta_i + a) S_i - sin(theta_i + a) C_i
+        #         = cos a (c S - s C)_i - sin a (s S + c C)_i .
+        # One sincos of the phases per evaluation (two with delays), none of the lag's
+        # N-vector: the lag is a scalar.
+        s, c = receiver_phasor
+        s_send, c_send = (s, c) if theta_senders is None else sincos(theta_senders)
+        C = self.coupling.apply(c_send, t)
+        S = self.coupling.apply(s_send, t)
+        sin_a, cos_a = sincos(jnp.asarray(self.lag, s.dtype))
+        return cos_a * (c * S - s * C) - sin_a * (s * S + c * C)
 
     def drift(self, t, y, y_delayed=None):
         theta = y
-        d = self.omega.astype(theta.dtype) + self.coupling_term(t, theta, y_delayed)
+        phasor = sincos(theta)
+        d = self.omega.astype(theta.dtype) + self._coupling_term(t, phasor, y_delayed)
         if self.forcing is not None:
-            d = d + self.forcing.term(t, theta)
+            d = d + self.forcing._term(t, phasor)
         return d
