@@ -6,8 +6,8 @@ Not part of `make bench`; prints a table of microbenchmarks, each timed inside o
 `fori_loop` with a carry-dependent operand (median of 5), and op counts from the compiled
 HLO of kuralab's and diffrax's solves:
 
-- `sincos`: XLA `sin`+`cos` vs a vectorisable polynomial sincos (Cody-Waite reduction
-  to [-pi/4, pi/4], cephes minimax polynomials; max error printed) vs NumPy, per element.
+- `sincos`: XLA `sin`+`cos` vs kuralab's vectorisable polynomial sincos
+  (`kuralab/_fastmath.py`; max error printed) vs NumPy, per element.
 - `dense`: N=1000 products: one matvec, two matvecs (kuralab's and diffrax's RHS),
   `K @ stack([s, c], 1)`, `stack([s, c], 0) @ K.T`; and the whole RK4 step of kuralab vs a
   hand-written RK4 step.
@@ -34,6 +34,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import kuralab as kl  # noqa: E402
+from kuralab._fastmath import sincos  # noqa: E402
 
 ROWS: list[tuple[str, str, str]] = []
 
@@ -69,24 +70,8 @@ def call_time(fn, repeats: int = 5) -> float:
     return statistics.median(ts)
 
 
-# ---------------------------------------------------------------------------------
-# A vectorisable float32 sincos (the kind of fast path the library could adopt)
-# ---------------------------------------------------------------------------------
-
-_DP1, _DP2, _DP3 = 1.5703125, 4.837512969970703125e-4, 7.54978995489188216e-8  # pi/2 split
-
-
-def poly_sincos(x):
-    """(sin x, cos x) in float32 with plain arithmetic (XLA fuses and vectorises it)."""
-    k = jnp.round(x * (2 / math.pi))
-    r = ((x - k * _DP1) - k * _DP2) - k * _DP3
-    z = r * r
-    s = r + r * z * (-1.6666654611e-1 + z * (8.3321608736e-3 + z * -1.9515295891e-4))
-    c = 1.0 - 0.5 * z + z * z * (4.166664568298827e-2 + z * (-1.388731625493765e-3 + z * 2.443315711809948e-5))
-    q = k.astype(jnp.int32) & 3
-    sin = jnp.where(q == 0, s, jnp.where(q == 1, c, jnp.where(q == 2, -s, -c)))
-    cos = jnp.where(q == 0, c, jnp.where(q == 1, -s, jnp.where(q == 2, -c, s)))
-    return sin, cos
+# kuralab's vectorisable float32 sincos (kuralab/_fastmath.py), against XLA's sin/cos.
+poly_sincos = sincos
 
 
 def sec_sincos():
