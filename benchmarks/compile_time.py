@@ -6,7 +6,10 @@ then `repeats` "warm" child processes (new Python processes, same cache) time th
 call. Reported per child: first-call wall time minus the steady-state call time (the
 compile overhead), split by JAX's monitoring events into tracing (jaxpr), lowering
 (MLIR), backend compile / cache retrieval, and the rest (Python: kuralab's checks,
-equinox/diffrax wrappers, cache-key hashing). Also the import time of kuralab.
+equinox/diffrax wrappers, cache-key hashing). Also the import time of kuralab and what
+kuralab's export cache did (kuralab/_export_cache.py: on, because the child configures
+`jax_compilation_cache_dir`; a warm eager call loads the exported solve instead of
+tracing and lowering it).
 
 Run as a child: `python benchmarks/compile_time.py --child CASE [--cache DIR]`
 (prints one JSON line).
@@ -108,6 +111,9 @@ def _child(case: str, cache: str | None, profile: str | None) -> dict:
         prof.dump_stats(profile)
     split = dict(events)
     hits = dict(counts)
+    from kuralab import _export_cache
+
+    export_cache = dict(_export_cache.counts)  # export / load / skip of the solve
     steady = []
     for _ in range(3):
         t0 = time.perf_counter()
@@ -124,6 +130,7 @@ def _child(case: str, cache: str | None, profile: str | None) -> dict:
         cache_hits=hits.get("cache_hits", 0),
         cache_misses=hits.get("cache_misses", 0),
         event_counts=hits,
+        export_cache=export_cache,
         devices=[str(d) for d in jax.devices()],
         **split,
     )
@@ -148,11 +155,12 @@ def run_compile(ctx):
     cases = ctx.size("C", "cases")
     rows = []
     variants = [(case, case, None) for case in cases]
-    # Evidence row: equinox's runtime-error callbacks (diffrax's error_if on traced
-    # t0/t1/dt0) keep the executable out of the persistent cache; EQX_ON_ERROR=nan
-    # removes the callbacks, which shows what the cache would give.
+    # Evidence row: JAX's persistent cache alone (kuralab's export cache off), i.e. a
+    # warm process still traces and lowers the solve before its cache hit.
     if ctx.size("C", "evidence"):
-        variants.append(("meanfield", "meanfield EQX_ON_ERROR=nan", {"EQX_ON_ERROR": "nan"}))
+        variants.append(
+            ("meanfield", "meanfield KURALAB_EXPORT_CACHE=0", {"KURALAB_EXPORT_CACHE": "0"})
+        )
     for case, label, env in variants:
         cache = tempfile.mkdtemp(prefix="kuralab-jax-cache-")
         try:
@@ -182,6 +190,7 @@ def run_compile(ctx):
             r.note = (
                 _split_text(mid)
                 + f"; cache hits {hits}, misses {misses}; import kuralab {mid['import_s']:.2f} s"
+                + f"; export cache {mid.get('export_cache') or 'unused'}"
             )
             rows.append(r)
         finally:

@@ -46,6 +46,7 @@ from ._delays import (
     init_history,
     tabulated_history,
 )
+from ._export_cache import cached_call
 from ._misc import TWO_PI, _wrap_and_turns, check_finite, is_concrete, nearest
 from ._models.base import AbstractModel
 
@@ -599,26 +600,34 @@ def simulate(
     if key is not None and not noisy:
         key = None  # deterministic: the key plays no part (and must not recompile)
 
-    out = _solve(
-        model,
-        y0,
-        saveat,
-        # Static floats, not traced arrays: the step count is static anyway, and
-        # traced times make diffrax add an `error_if` host callback, which keeps the
-        # compiled solve out of JAX's persistent compilation cache.
-        t0,
-        t1,
-        dt0,
-        key,
-        past,
-        n=n,
-        solver=base,
-        controller=controller,
-        max_steps=steps_budget,
-        adjoint=adjoint,
-        meter=meter,
-        sde=sde,
-        delay=delay_cfg,
+    # Eager calls go through the on-disk export cache when it is enabled (a new
+    # process then skips tracing and lowering); traced calls and configurations
+    # without a stable key run `_solve` directly (kuralab/_export_cache.py).
+    out = cached_call(
+        _solve,
+        (
+            model,
+            y0,
+            saveat,
+            # Static floats, not traced arrays: the step count is static anyway, and
+            # traced times make diffrax add an `error_if` host callback, which keeps
+            # the compiled solve out of JAX's persistent compilation cache.
+            t0,
+            t1,
+            dt0,
+            key,
+            past,
+        ),
+        dict(
+            n=n,
+            solver=base,
+            controller=controller,
+            max_steps=steps_budget,
+            adjoint=adjoint,
+            meter=meter,
+            sde=sde,
+            delay=delay_cfg,
+        ),
     )
     name = delay_cfg[0] if delay_cfg is not None else _solver_name(base)
     traj = Trajectory(**out, model=model, solver=name, dt=dt0, t0=t0, t1=t1)

@@ -1,0 +1,662 @@
+"""On-disk cache of `simulate`'s compiled solve as exported StableHLO (`jax.export`).
+
+Why: with JAX's persistent compilation cache a new process no longer pays the XLA
+compile of `simulate`, but it still traces diffrax's solve to a jaxpr and lowers it to
+StableHLO before it can even look the executable up (about 0.4-0.7 s on a CPU). This
+module stores the lowered solve itself. A new process with the same configuration
+deserializes it, skipping tracing and lowering, and its XLA compile is a hit in JAX's
+persistent cache.
+
+When it is used (everything else takes the normal `eqx.filter_jit` path, unchanged):
+
+- it is enabled: the environment variable `KURALAB_EXPORT_CACHE` names a directory, or
+  it is unset and JAX's persistent compilation cache is configured
+  (`jax_compilation_cache_dir`), in which case the directory is
+  `<jax_compilation_cache_dir>/kuralab-export`. `KURALAB_EXPORT_CACHE=0` (or `off`,
+  `false`, `no`, empty) disables it. Without a persistent compilation cache the XLA
+  compile would dominate anyway, so nothing is written unless the user opted into
+  on-disk caching;
+- the call is eager: no argument leaf is a tracer (not under `jax.jit`, `jax.vmap`,
+  `jax.grad`, ...) and `jax_disable_jit` is off; every array sits on one device;
+- the configuration has a process-independent description (the cache key, below);
+- exporting works: `jax.export` refuses host callbacks, which diffrax adds for
+  `SaveAt(ts=...)` (sorted, within [t0, t1]), for `brownian="tree"` (evaluation time
+  within the tree's range) and for `progress=True`. A configuration that cannot be
+  exported is remembered with a `.skip` file, so only the first process pays for the
+  attempt (one extra trace and lowering).
+
+Module-level functions of kuralab and its dependencies are described by import path
+(a user's function is not: see below). The first process of a configuration traces and
+lowers once, as before, plus about 0.1-0.3 s to serialize and to lower the call of the
+exported module. Later calls in a process add about 0.3 ms each (the key is rebuilt
+from the arguments on every call, because equal-comparing static values such as `1`
+and `1.0` may trace differently).
+
+The cache key describes everything that determines the traced program: the pytree
+structure of the arguments with every static value (solver, step count, save policy,
+model structure, static floats), the shape / dtype / weak type of every array, the
+device's platform and kind, the versions of jax, jaxlib, equinox, diffrax, lineax and
+optimistix, a hash of kuralab's source files, JAX's configuration and the `EQX_*`
+environment variables. A static value whose description could differ between processes,
+or that could change meaning without a change of key, makes the call skip the cache: a
+function (e.g. `SaveAt(fn=...)`, a callable history), an object whose repr has no
+custom form or contains an address (' at 0x'), or a type defined outside kuralab and
+its dependencies (a user's own model subclass: its code is not part of the key).
+
+Files are written atomically (temporary file + `os.replace`), so concurrent processes
+see either no entry or a whole one. An unreadable, stale or mismatching file is
+replaced; a failure to load or run an entry falls back to the normal path. Arrays come
+back strongly typed: `jax.export` does not keep weak types of outputs (only the step
+counts in `Trajectory.stats` are weakly typed on the normal path). Serialization needs
+the `flatbuffers` package; without it the cache is off. On CPU, a loaded entry without
+LAPACK calls skips JAX's LAPACK set-up (`_install_lapack_guard`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import functools
+import hashlib
+import importlib
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import os
+import re
+import struct
+import tempfile
+import threading
+import types
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+#: Environment variable: a cache directory, or 0/off/false/no to disable.
+ENV_VAR = "KURALAB_EXPORT_CACHE"
+#: Subdirectory of `jax_compilation_cache_dir` used when `ENV_VAR` is unset.
+SUBDIR = "kuralab-export"
+_OFF = ("", "0", "off", "false", "no")
+
+_MAGIC = b"KLEXPORT"
+_FORMAT = 1
+_ENTRY_SUFFIX = ".kxp"
+_SKIP_SUFFIX = ".skip"
+
+#: Packages whose types may appear in a key: their code is covered by the versions
+#: (or, for kuralab, the source hash) in the key.
+_TRUSTED_MODULES = (
+    "builtins",
+    "kuralab",
+    "diffrax",
+    "equinox",
+    "lineax",
+    "optimistix",
+    "jax",
+    "jaxlib",
+    "numpy",
+    "ml_dtypes",
+)
+_VERSIONED = ("jax", "jaxlib", "equinox", "diffrax", "lineax", "optimistix", "numpy")
+
+#: JAX configuration that does not change a traced program (caching, logging, dumps).
+_CONFIG_IGNORED = frozenset(
+    {
+        "jax_compilation_cache_dir",
+        "jax_enable_compilation_cache",
+        "jax_compilation_cache_max_size",
+        "jax_compilation_cache_check_contents",
+        "jax_compilation_cache_expect_pgle",
+        "jax_compilation_cache_include_metadata_in_key",
+        "jax_persistent_cache_min_compile_time_secs",
+        "jax_persistent_cache_min_entry_size_bytes",
+        "jax_persistent_cache_enable_xla_caches",
+        "jax_raise_persistent_cache_errors",
+        "jax_log_compiles",
+        "jax_explain_cache_misses",
+        "jax_logging_level",
+        "jax_debug_log_modules",
+        "jax_dump_ir_to",
+        "jax_dump_ir_modes",
+        "jax_include_debug_info_in_dumps",
+        "jax_traceback_filtering",
+        "jax_pprint_use_color",
+    }
+)
+
+#: What happened, for tests and debugging: "export" (entry written), "load" (entry
+#: read from disk), "hit" (entry already loaded in this process), "skip" (no stable key
+#: or not exportable), "stale" (an unusable file, replaced), "fallback" (an entry
+#: failed to run; normal path used).
+counts: Counter[str] = Counter()
+
+_loaded: dict[str, Callable[[list[Any]], Any]] = {}
+_skipped: set[str] = set()
+
+
+_PRIMITIVES = (type(None), bool, int, float, complex, str, bytes)
+
+
+class _Unstable(Exception):
+    """The call has no process-independent description: skip the cache."""
+
+
+# ---------------------------------------------------------------------------------
+# Where
+# ---------------------------------------------------------------------------------
+
+
+def cache_dir() -> Path | None:
+    """The export cache directory, or None when the cache is off (see module doc)."""
+    env = os.environ.get(ENV_VAR)
+    if env is not None:
+        return None if env.strip().lower() in _OFF else Path(env).expanduser()
+    jax_dir = jax.config.jax_compilation_cache_dir
+    if not jax_dir or "://" in str(jax_dir):  # remote (gs://...) caches: not here
+        return None
+    return Path(jax_dir).expanduser() / SUBDIR
+
+
+# ---------------------------------------------------------------------------------
+# The key
+# ---------------------------------------------------------------------------------
+
+
+def _trusted_type(tp: type) -> str:
+    """`module.qualname` of a type defined in kuralab or one of its dependencies."""
+    module = getattr(tp, "__module__", "") or ""
+    if module.split(".")[0] not in _TRUSTED_MODULES or "<locals>" in tp.__qualname__:
+        raise _Unstable(
+            f"type {module}.{tp.__qualname__} is not kuralab's or a dependency's"
+        )
+    return f"{module}.{tp.__qualname__}"
+
+
+def _describe(obj: Any) -> str:
+    """A text that is equal in two processes iff the static value `obj` is equal.
+
+    Raises `_Unstable` for values without such a description (functions, objects with
+    the default repr, types from outside kuralab and its dependencies, tracers).
+    """
+    if type(obj) in _PRIMITIVES:  # exact types: subclasses may behave differently
+        return f"{type(obj).__name__}:{obj!r}"  # float repr round-trips exactly
+    if isinstance(obj, tuple | list):
+        inner = ",".join(_describe(x) for x in obj)
+        return f"{_trusted_type(type(obj))}({inner})"
+    if isinstance(obj, dict):
+        items = sorted(f"{_describe(k)}:{_describe(v)}" for k, v in obj.items())
+        return f"{_trusted_type(type(obj))}{{{','.join(items)}}}"
+    if isinstance(obj, set | frozenset):
+        return f"{type(obj).__name__}{{{','.join(sorted(_describe(x) for x in obj))}}}"
+    if isinstance(obj, type):
+        return f"type:{_trusted_type(obj)}"
+    if isinstance(obj, enum.Enum):
+        return f"{_trusted_type(type(obj))}.{obj.name}"
+    if isinstance(obj, jax.core.Tracer):
+        raise _Unstable("a static value is traced")
+    if isinstance(obj, np.ndarray | np.generic | jax.Array):  # by value, never repr
+        arr = np.asarray(obj)
+        digest = hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
+        return f"ndarray:{arr.dtype.str}{arr.shape}:{digest}"
+    if isinstance(obj, np.dtype):
+        return f"dtype:{obj.str}"
+    if isinstance(obj, jax.ShapeDtypeStruct):
+        return f"ShapeDtypeStruct:{obj.shape}:{obj.dtype}:{obj.weak_type}"
+    if callable(obj) and not isinstance(obj, eqx.Module):
+        return _describe_function(obj)
+    if isinstance(obj, eqx.Module):
+        leaves, treedef = jax.tree_util.tree_flatten(obj)
+        return f"{_describe_treedef(treedef)}[{','.join(_describe(x) for x in leaves)}]"
+    name = _trusted_type(type(obj))
+    text = repr(obj)
+    if type(obj).__repr__ is object.__repr__ or " at 0x" in text:
+        raise _Unstable(f"{name} has no stable repr")
+    return f"{name}:{text}"
+
+
+def _describe_function(fn: Any) -> str:
+    """A module-level function of kuralab or a dependency, by its import path (its code
+    is covered by the versions and source hash in the key). Anything else -- lambdas,
+    closures, bound methods, partials, user functions -- raises `_Unstable`."""
+    module = getattr(fn, "__module__", None) or ""
+    qualname = getattr(fn, "__qualname__", None) or ""
+    if (
+        module.split(".")[0] not in _TRUSTED_MODULES
+        or not qualname
+        or "<" in qualname
+        or isinstance(fn, types.MethodType | functools.partial)
+    ):
+        raise _Unstable(f"static callable {fn!r}")
+    target: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        target = getattr(target, part, None)
+    if target is not fn:
+        raise _Unstable(
+            f"static callable {fn!r} is not importable as {module}.{qualname}"
+        )
+    return f"function:{module}.{qualname}"
+
+
+def _describe_treedef(treedef: Any) -> str:
+    """`_describe` for a pytree structure: node types and their static (aux) data.
+
+    Not memoised by treedef on purpose: treedefs compare their aux data with `==`,
+    which equates e.g. `1`, `1.0` and `True`, values that can trace differently."""
+    if jax.tree_util.treedef_is_leaf(treedef):
+        return "*"
+    node_type, aux = treedef.node_data()
+    children = ",".join(_describe_treedef(c) for c in treedef.children())
+    return f"{_trusted_type(node_type)}<{_describe(aux)}>({children})"
+
+
+def _aval(leaf: Any) -> str:
+    aval = jax.typeof(leaf)
+    return f"{aval.dtype}{tuple(aval.shape)}{'w' if aval.weak_type else ''}"
+
+
+@functools.lru_cache(maxsize=1)
+def _source_fingerprint() -> str:
+    """sha256 of kuralab's Python sources: a code change is a new key without a new
+    version number."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(
+            str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0"
+        )
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def _versions() -> str:
+    def version(name: str) -> str:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return "-"
+
+    return ";".join(f"{name}={version(name)}" for name in _VERSIONED)
+
+
+def _environment() -> str:
+    """Versions, kuralab's source hash, JAX's configuration and `EQX_*` variables."""
+    config = sorted(
+        f"{k}={_describe(v)}"
+        for k, v in jax.config.values.items()
+        if k not in _CONFIG_IGNORED
+    )
+    eqx_env = sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("EQX_"))
+    return "\n".join([_versions(), _source_fingerprint(), *config, *eqx_env])
+
+
+def _device(leaves: list[Any]) -> jax.Device:
+    """The one device every array argument lives on (default device if none)."""
+    devices: set = set()
+    for leaf in leaves:
+        if isinstance(leaf, jax.Array):
+            devices |= set(leaf.sharding.device_set)
+    if len(devices) > 1:
+        raise _Unstable("arguments on several devices")
+    if devices:
+        return devices.pop()
+    default = jax.config.jax_default_device
+    return default if isinstance(default, jax.Device) else jax.devices()[0]
+
+
+# ---------------------------------------------------------------------------------
+# One call
+# ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Call:
+    """A call split into its arrays (traced) and everything else (baked in)."""
+
+    key: str
+    digest: str
+    platform: str
+    arrays: list[Any]
+    rebuild: Callable[[list[Any]], tuple[tuple, dict]]
+
+
+def _split(args: tuple, kwargs: dict) -> _Call:
+    """Split `(args, kwargs)` as `eqx.filter_jit` does (arrays are traced, the rest is
+    static) and describe the call. Raises `_Unstable`."""
+    leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
+    if any(isinstance(x, jax.core.Tracer) for x in leaves):
+        raise _Unstable("traced arguments")
+    if not jax.sharding.get_abstract_mesh().empty:
+        raise _Unstable("inside a mesh context")  # it would shape the traced program
+    where = [i for i, x in enumerate(leaves) if eqx.is_array(x)]
+    arrays = [leaves[i] for i in where]
+    device = _device(arrays)
+    parts = [
+        f"kuralab export cache format {_FORMAT}",
+        _describe_treedef(treedef),
+        ";".join(_aval(x) if eqx.is_array(x) else _describe(x) for x in leaves),
+        f"{device.platform}:{device.device_kind}:{device.client.platform_version}",
+        _environment(),
+    ]
+    key = "\n".join(parts)
+
+    def rebuild(new_arrays: list[Any]) -> tuple[tuple, dict]:
+        full = list(leaves)
+        for i, x in zip(where, new_arrays, strict=True):
+            full[i] = x
+        return jax.tree_util.tree_unflatten(treedef, full)
+
+    digest = hashlib.sha256(key.encode()).hexdigest()[:40]
+    return _Call(key, digest, device.platform, arrays, rebuild)
+
+
+# ---------------------------------------------------------------------------------
+# Outputs: arrays through the exported function, the rest as JSON in the file header
+# ---------------------------------------------------------------------------------
+
+
+def _encode_output(out: Any, arrays: list[Any]) -> Any:
+    """A JSON description of `out`, appending its arrays to `arrays`."""
+    if eqx.is_array(out):
+        arrays.append(out)
+        return {"array": len(arrays) - 1}
+    if _is_enum_item(out):  # e.g. kl.RESULTS: its integer value is the array
+        arrays.append(out._value)
+        enum_cls = out._enumeration
+        return {"enum": len(arrays) - 1, "cls": _trusted_type(enum_cls)}
+    if type(out) in (type(None), bool, int, float, str):
+        return {"value": out}
+    if isinstance(out, dict) and all(isinstance(k, str) for k in out):
+        return {"dict": {k: _encode_output(v, arrays) for k, v in out.items()}}
+    if type(out) in (tuple, list):
+        return {type(out).__name__: [_encode_output(v, arrays) for v in out]}
+    raise _Unstable(f"output of type {type(out).__name__} cannot be described")
+
+
+def _is_enum_item(x: Any) -> bool:
+    """Is `x` an item of an `eqx.Enumeration` (such as `kl.RESULTS.successful`)?"""
+    return isinstance(x, eqx.Module) and isinstance(
+        getattr(x, "_enumeration", None), type
+    )
+
+
+def _decode_output(desc: Any, arrays: list[Any]) -> Any:
+    """Inverse of `_encode_output`."""
+    (kind, value), *_ = desc.items()
+    if kind == "array":
+        return arrays[value]
+    if kind == "enum":
+        module, _, name = desc["cls"].rpartition(".")
+        enum_cls = getattr(importlib.import_module(module), name)
+        template = next(iter(enum_cls._name_to_item.values()))
+        return eqx.tree_at(lambda item: item._value, template, arrays[value])
+    if kind == "value":
+        return value
+    if kind == "dict":
+        return {k: _decode_output(v, arrays) for k, v in value.items()}
+    if kind == "tuple":
+        return tuple(_decode_output(v, arrays) for v in value)
+    if kind == "list":
+        return [_decode_output(v, arrays) for v in value]
+    raise ValueError(f"unknown output description {kind!r}")
+
+
+# ---------------------------------------------------------------------------------
+# Entries: export, file format, load
+# ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    """A deserialized (or freshly exported) solve and how to rebuild its output."""
+
+    exported: jax.export.Exported
+    output: Any  # `_encode_output`'s JSON description
+    needs_lapack: bool
+
+
+def _export(fn: Callable[..., Any], call: _Call) -> tuple[_Entry, bytes]:
+    """Trace and lower `fn` for `call`'s configuration; return the entry and the
+    bytes of its file. Raises whatever `jax.export` raises for what it cannot
+    serialize (host callbacks, custom calls without stability guarantees, effects)."""
+    description: dict[str, Any] = {}
+
+    def flat(*arrays: Any) -> list[Any]:
+        args, kwargs = call.rebuild(list(arrays))
+        out_arrays: list[Any] = []
+        description["output"] = _encode_output(fn(*args, **kwargs), out_arrays)
+        return out_arrays
+
+    specs = [
+        jax.ShapeDtypeStruct(x.shape, x.dtype, weak_type=jax.typeof(x).weak_type)
+        for x in call.arrays
+    ]
+    exported = jax.export.export(jax.jit(flat), platforms=(call.platform,))(*specs)
+    payload = bytes(exported.serialize())
+    targets = sorted(set(_CUSTOM_CALL.findall(exported.mlir_module())))
+    entry = _Entry(exported, description["output"], any("lapack" in t for t in targets))
+    header = dict(
+        key=call.key,
+        output=entry.output,
+        needs_lapack=entry.needs_lapack,
+        custom_calls=targets,
+    )
+    return entry, _pack(header, payload)
+
+
+_CUSTOM_CALL = re.compile(r"custom_call\s*@([\w.$-]+)")
+
+
+def _pack(header: dict[str, Any], payload: bytes) -> bytes:
+    head = json.dumps(header).encode()
+    return _MAGIC + struct.pack("<II", _FORMAT, len(head)) + head + payload
+
+
+def _unpack(data: bytes, key: str) -> tuple[dict[str, Any], bytes]:
+    """Header and payload of an entry file; ValueError unless it is an entry of this
+    format for exactly `key`."""
+    if data[: len(_MAGIC)] != _MAGIC:
+        raise ValueError("not a kuralab export cache entry")
+    start = len(_MAGIC) + 8
+    fmt, size = struct.unpack_from("<II", data, len(_MAGIC))
+    if fmt != _FORMAT:
+        raise ValueError(f"entry format {fmt}, expected {_FORMAT}")
+    header = json.loads(data[start : start + size])
+    if header.get("key") != key:
+        raise ValueError("entry is for another configuration")
+    return header, data[start + size :]
+
+
+def _read(path: Path, key: str) -> _Entry | None:
+    """The entry at `path`, or None if there is none or it cannot be used."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        logger.info("kuralab export cache: cannot read %s (%s)", path, e)
+        return None
+    try:
+        header, payload = _unpack(data, key)
+        exported = jax.export.deserialize(bytearray(payload))
+        return _Entry(exported, header["output"], bool(header["needs_lapack"]))
+    except Exception as e:  # noqa: BLE001 -- any damage means: export again
+        counts["stale"] += 1
+        logger.info("kuralab export cache: replacing unusable entry %s (%s)", path, e)
+        return None
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see no file or the whole file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# ---------------------------------------------------------------------------------
+# Running an entry
+# ---------------------------------------------------------------------------------
+
+_lapack = threading.local()
+
+
+@functools.lru_cache(maxsize=1)
+def _install_lapack_guard() -> bool:
+    """Let this thread skip JAX's LAPACK initialisation when it lowers a call of an
+    exported function that has no LAPACK custom call.
+
+    `Exported.call` initialises jaxlib's LAPACK kernels on CPU whatever the module
+    contains, which imports `scipy.linalg` (about 0.2 s in a new process: most of what
+    is left of a cached `simulate`). A solve without LAPACK calls does not need them.
+    This wraps the private `jax._src.export._export._ensure_backends_initialized`; if
+    it is not there (another JAX), nothing is skipped. The skip is thread-local, so a
+    concurrent lowering elsewhere still initialises LAPACK.
+    """
+    try:
+        from jax._src.export import _export as export_impl
+    except ImportError:
+        return False
+    original = getattr(export_impl, "_ensure_backends_initialized", None)
+    if not callable(original):
+        return False
+
+    def ensure_backends_initialized(platforms: tuple[str, ...]) -> None:
+        if not getattr(_lapack, "skip", False):
+            original(platforms)
+
+    export_impl._ensure_backends_initialized = ensure_backends_initialized
+    return True
+
+
+@contextmanager
+def _lapack_init_skipped() -> Iterator[None]:
+    _install_lapack_guard()
+    previous = getattr(_lapack, "skip", False)
+    _lapack.skip = True
+    try:
+        yield
+    finally:
+        _lapack.skip = previous
+
+
+def _runner(entry: _Entry) -> Callable[[list[Any]], Any]:
+    """A function of the call's arrays that runs the entry and rebuilds the output."""
+    call = jax.jit(entry.exported.call)
+
+    def run(arrays: list[Any]) -> Any:
+        if entry.needs_lapack:
+            out = call(*arrays)
+        else:
+            with _lapack_init_skipped():
+                out = call(*arrays)
+        return _decode_output(entry.output, list(out))
+
+    return run
+
+
+# ---------------------------------------------------------------------------------
+# Entry point
+# ---------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _serialization_available() -> bool:
+    """`Exported.serialize` needs the optional `flatbuffers` package."""
+    if importlib.util.find_spec("flatbuffers") is None:
+        logger.info("kuralab export cache: off (install `flatbuffers` to enable it)")
+        return False
+    return True
+
+
+def cached_call(fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> Any:
+    """`fn(*args, **kwargs)`, through the export cache when it applies (module doc).
+
+    `fn` is an `eqx.filter_jit`-compiled function whose output is a pytree of arrays,
+    Python scalars, dicts, lists, tuples, None and `eqx.Enumeration` items (as
+    `_integrate._solve`). The result equals the normal call's.
+    """
+    directory = cache_dir()
+    if (
+        directory is None
+        or jax.config.jax_disable_jit
+        or not _serialization_available()
+    ):
+        return fn(*args, **kwargs)
+    try:
+        call = _split(args, kwargs)
+    except _Unstable as e:
+        counts["skip"] += 1
+        logger.debug("kuralab export cache: skipped (%s)", e)
+        return fn(*args, **kwargs)
+    runner = _loaded.get(call.digest)
+    if runner is not None:
+        counts["hit"] += 1
+    elif call.digest in _skipped:
+        counts["skip"] += 1
+        return fn(*args, **kwargs)
+    else:
+        runner = _load_or_export(fn, call, directory)
+        if runner is None:
+            return fn(*args, **kwargs)
+    try:
+        return runner(call.arrays)
+    except Exception as e:  # noqa: BLE001 -- the normal path raises its own errors
+        counts["fallback"] += 1
+        logger.warning(
+            "kuralab export cache: entry %s failed (%s); not used again", call.digest, e
+        )
+        _loaded.pop(call.digest, None)
+        _skipped.add(call.digest)
+        return fn(*args, **kwargs)
+
+
+def _load_or_export(
+    fn: Callable[..., Any], call: _Call, directory: Path
+) -> Callable[[list[Any]], Any] | None:
+    """Load `call`'s entry from `directory`, or export and store it; None when this
+    configuration cannot be exported (then a `.skip` file records why)."""
+    entry_path = directory / f"{call.digest}{_ENTRY_SUFFIX}"
+    skip_path = directory / f"{call.digest}{_SKIP_SUFFIX}"
+    if skip_path.exists():
+        counts["skip"] += 1
+        _skipped.add(call.digest)
+        return None
+    entry = _read(entry_path, call.key)
+    if entry is not None:
+        counts["load"] += 1
+    else:
+        try:
+            entry, data = _export(fn, call)
+        except Exception as e:  # noqa: BLE001 -- not exportable: use the normal path
+            counts["skip"] += 1
+            _skipped.add(call.digest)
+            logger.info("kuralab export cache: cannot export this solve (%s)", e)
+            with contextlib.suppress(OSError):
+                _write_atomic(
+                    skip_path, f"{type(e).__name__}: {e}\n\n{call.key}\n".encode()
+                )
+            return None
+        counts["export"] += 1
+        try:
+            _write_atomic(entry_path, data)
+        except OSError as e:
+            logger.warning("kuralab export cache: cannot write %s (%s)", entry_path, e)
+    runner = _runner(entry)
+    _loaded[call.digest] = runner
+    return runner
