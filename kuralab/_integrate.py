@@ -247,6 +247,12 @@ class _Retract(dfx.AbstractWrappedSolver):
         # diffrax inspects this on Runge--Kutta solvers (isinstance is forwarded).
         return getattr(self.solver, "scan_kind", None)
 
+    @property
+    def root_finder(self):
+        # diffrax reads (and, with an adaptive controller, sets through `eqx.tree_at`)
+        # the tolerances of implicit solvers' root finders (isinstance is forwarded).
+        return self.solver.root_finder  # pyright: ignore
+
     def order(self, terms):
         return self.solver.order(terms)
 

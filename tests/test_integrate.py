@@ -51,6 +51,20 @@ def test_adaptive_agrees_with_fixed_step(x64, getkey):
     assert adaptive.stats["num_steps"] < 500  # it really adapted
 
 
+def test_implicit_solver_agrees_with_fixed_step(x64, getkey):
+    # Implicit (stiff) diffrax solvers run through the retracting wrapper too; with an
+    # adaptive controller diffrax sets their root finder's tolerances through it.
+    model = _model(getkey(), dtype=jnp.float64)
+    y0 = kl.random_phases(getkey(), N)
+    fixed = kl.simulate(model, y0, t1=2.0, dt=0.005, saveat=kl.SaveAt(final=True))
+    implicit = kl.simulate(
+        model, y0, t1=2.0, dt=0.01, solver=dfx.Kvaerno3(),
+        stepsize_controller=dfx.PIDController(rtol=1e-8, atol=1e-8),
+        saveat=kl.SaveAt(final=True),
+    )
+    assert_phase_allclose(implicit.final, fixed.final, atol=1e-5)
+
+
 def test_save_policies(getkey):
     model = _model(getkey())
     y0 = kl.random_phases(getkey(), N)
