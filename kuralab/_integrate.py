@@ -16,7 +16,11 @@ Design (DESIGN.md §1, §4):
   value of the same structure; `simulate` itself is `eqx.filter_jit`-compiled once per
   (model structure, shapes, solver, save policy, t0/t1/dt). The times are static so the
   compiled solve has no host callback and is stored in JAX's persistent compilation
-  cache (a warm new process skips the XLA compile).
+  cache (a warm new process skips the XLA compile). Eager calls also go through the
+  export cache (`_export_cache.py`): a new process loads the lowered solve instead of
+  tracing and lowering diffrax again.
+- Noise: `brownian="tree"` is diffrax's `VirtualBrownianTree`; `"increments"` draws
+  float32 increments by Box--Muller from threefry bits (`_brownian.py`).
 - Failures (max steps, non-finite state) are reported in `Trajectory.result`; with
   `throw=True` (default) they raise `SimulationError` naming the time the state first
   became non-finite, when known.
