@@ -67,7 +67,6 @@ import logging
 import os
 import re
 import struct
-import tempfile
 import threading
 import types
 from collections import Counter
@@ -79,6 +78,8 @@ from typing import Any
 import equinox as eqx
 import jax
 import numpy as np
+
+from .io import atomic_output
 
 logger = logging.getLogger(__name__)
 
@@ -497,16 +498,8 @@ def _read(path: Path, key: str) -> _Entry | None:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see no file or the whole file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)
 
 
 # ---------------------------------------------------------------------------------
