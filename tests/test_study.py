@@ -429,9 +429,9 @@ BAD_SPECS = {
 }
 
 
-@pytest.mark.parametrize("case", BAD_SPECS, ids=str)
-def test_bad_spec_message(case):
-    text, key, hint = BAD_SPECS[case]
+def _assert_one_line_spec_error(text, key, hint):
+    """`parse_spec(text)` raises a one-line SpecError (a ValueError) naming `key`
+    and containing `hint`."""
     with pytest.raises(SpecError) as info:
         parse_spec(text)
     message = str(info.value)
@@ -439,6 +439,11 @@ def test_bad_spec_message(case):
     assert "\n" not in message
     assert key in message, message
     assert hint in message, message
+
+
+@pytest.mark.parametrize("case", BAD_SPECS, ids=str)
+def test_bad_spec_message(case):
+    _assert_one_line_spec_error(*BAD_SPECS[case])
 
 
 def test_load_spec_names_the_file(tmp_path):
@@ -1067,13 +1072,7 @@ SPHERE_BAD = {
 
 @pytest.mark.parametrize("case", SPHERE_BAD, ids=str)
 def test_bad_sphere_spec_message(case):
-    text, key, hint = SPHERE_BAD[case]
-    with pytest.raises(SpecError) as info:
-        parse_spec(text)
-    message = str(info.value)
-    assert "\n" not in message
-    assert key in message, message
-    assert hint in message, message
+    _assert_one_line_spec_error(*SPHERE_BAD[case])
 
 
 def test_sphere_dim2_is_the_phase_model(tmp_path):
