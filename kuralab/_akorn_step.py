@@ -26,7 +26,7 @@ import diffrax as dfx
 import jax
 import jax.numpy as jnp
 
-from ._models.base import AbstractModel
+from ._models.base import AbstractModel, AbstractSphereModel
 
 
 def _normalise(v):
@@ -52,10 +52,14 @@ class AKOrNStep(dfx.AbstractSolver):
         return 1
 
     def init(self, terms, t0, t1, y0, args):
-        if isinstance(args, AbstractModel) and args.manifold != "sphere":
+        model = args[0] if isinstance(args, tuple) else args
+        if isinstance(model, AbstractModel) and not isinstance(
+            model, AbstractSphereModel
+        ):
             raise ValueError(
                 "AKOrNStep is the AKOrN update for sphere models (kl.SphereKuramoto); "
-                f"got a model on the {args.manifold!r} manifold. Use solver='euler'"
+                f"got a {type(model).__name__} on the {model.manifold!r} manifold. Use "
+                "solver='euler'"
             )
         return None
 

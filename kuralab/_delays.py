@@ -151,8 +151,8 @@ class _History(eqx.Module):
     `newest` is the grid index `m` of the newest entry; slot of index m is `m mod L`.
     """
 
-    values: Array  # (L, osc)
-    derivs: Array  # (L, osc)
+    values: Array  # (L, osc, ...)
+    derivs: Array  # (L, osc, ...)
     newest: Array  # int32 scalar
     t_grid0: Array  # the time of grid index 0
     dt: Array
@@ -173,12 +173,14 @@ class _History(eqx.Module):
             (self.values.at[slot].set(theta), self.derivs.at[slot].set(dtheta), m),
         )
 
-    def delayed(self, t, theta_now):
-        """Per-sender delayed phases `theta_j(t - tau_j)` (osc,).
+    def delayed(self, t, y_now, difference=None):
+        """Per-sender delayed states `y_j(t - tau_j)`, shape of `y_now` (`(osc, ...)`).
 
+        `difference(y1, y0)` is the model's displacement (wrapped for phases), so the
+        interpolant is continuous across a phase's wrap point; default `y1 - y0`.
         Time is measured from the newest grid point to keep float32 indices exact.
         """
-        n = theta_now.shape[0]
+        n = y_now.shape[0]
         t_newest = self.t_grid0 + self.newest.astype(self.dt.dtype) * self.dt
         u = (t - t_newest) / self.dt - self.tau_steps  # grid units relative to newest
         fl = jnp.floor(u)
@@ -192,11 +194,12 @@ class _History(eqx.Module):
         y1 = self.values[s1, idx]
         d0 = self.derivs[s0, idx]
         # On [t0 - dt, t0] the node at t0 belongs to the history: use its left slope.
-        d1 = jnp.where(m0 == -1, self.left_deriv0, self.derivs[s1, idx])
-        # unwrap the pair so the interpolant is continuous across the wrap point
-        y1 = y0 + jnp.mod(y1 - y0 + math.pi, TWO_PI) - math.pi
-        past = _hermite(y0, d0, y1, d1, frac, self.dt)
-        return jnp.where(self.zero_delay, theta_now, past)
+        at_t0 = m0 == -1
+        per_osc = (n,) + (1,) * (y_now.ndim - 1)  # broadcast (osc,) over trailing axes
+        d1 = jnp.where(at_t0.reshape(per_osc), self.left_deriv0, self.derivs[s1, idx])
+        y1 = y0 + (y1 - y0 if difference is None else difference(y1, y0))
+        past = _hermite(y0, d0, y1, d1, frac.reshape(per_osc), self.dt)
+        return jnp.where(self.zero_delay.reshape(per_osc), y_now, past)
 
 
 def init_history(
@@ -205,14 +208,14 @@ def init_history(
     """A history buffer holding the pre-history for grid indices `-(L-1) .. -1`.
 
     `history` is `"constant"` (equal to `theta0`, slope 0) or a function of time."""
-    n = theta0.shape[0]
+    shape = theta0.shape  # (osc, ...)
     dtype = theta0.dtype
     dt = jnp.asarray(dt, dtype)
     t0 = jnp.asarray(t0, dtype)
     if history == "constant":
-        values = jnp.broadcast_to(theta0, (n_slots, n))
-        derivs = jnp.zeros((n_slots, n), dtype)
-        left = jnp.zeros((n,), dtype)
+        values = jnp.broadcast_to(theta0, (n_slots, *shape))
+        derivs = jnp.zeros((n_slots, *shape), dtype)
+        left = jnp.zeros(shape, dtype)
     else:
         ms = -jnp.arange(1, n_slots, dtype=dtype)  # -1, -2, ..., -(L-1)
         ts = t0 + ms * dt
@@ -221,14 +224,15 @@ def init_history(
             return jax.jvp(lambda s: jnp.asarray(history(s), dtype), (t,), (jnp.ones_like(t),))
 
         vals, ders = jax.vmap(value_and_deriv)(ts)
-        if vals.shape != (n_slots - 1, n):
+        if vals.shape != (n_slots - 1, *shape):
             raise ValueError(
-                f"Delays `history(t)` must return shape ({n},); got {vals.shape[1:]}"
+                f"Delays `history(t)` must return the state's shape {shape}; got "
+                f"{vals.shape[1:]}"
             )
         # slot of index m is m mod L; fill slot 0 (index 0 / L) with theta0 as well
         slots = jnp.mod(jnp.arange(-1, -n_slots, -1), n_slots)
-        values = jnp.zeros((n_slots, n), dtype).at[slots].set(vals).at[0].set(theta0)
-        derivs = jnp.zeros((n_slots, n), dtype).at[slots].set(ders).at[0].set(drift0)
+        values = jnp.zeros((n_slots, *shape), dtype).at[slots].set(vals).at[0].set(theta0)
+        derivs = jnp.zeros((n_slots, *shape), dtype).at[slots].set(ders).at[0].set(drift0)
         left = value_and_deriv(t0)[1]
     values = jnp.asarray(values)
     return _History(
@@ -245,12 +249,12 @@ def init_history(
 
 def tabulated_history(past_values, past_derivs, tau, dt, t0, left_deriv0) -> _History:
     """A buffer pre-filled with states at grid indices `-P .. -1` (oldest first)."""
-    p, n = past_values.shape
+    p, shape = past_values.shape[0], past_values.shape[1:]
     n_slots = p + 1
     slots = jnp.mod(jnp.arange(-p, 0), n_slots)
     dtype = past_values.dtype
-    values = jnp.zeros((n_slots, n), dtype).at[slots].set(past_values)
-    derivs = jnp.zeros((n_slots, n), dtype).at[slots].set(past_derivs)
+    values = jnp.zeros((n_slots, *shape), dtype).at[slots].set(past_values)
+    derivs = jnp.zeros((n_slots, *shape), dtype).at[slots].set(past_derivs)
     dt = jnp.asarray(dt, dtype)
     return _History(
         values=values,
@@ -286,7 +290,8 @@ def _axpy(y, a, x):
 class DelaySolver(dfx.AbstractItoSolver):
     """Fixed-step explicit RK (Euler, Heun, RK4) for delayed phase models.
 
-    The solver state is `(history, prebuilt)`; diffrax `args` is the model. With a noise
+    The solver state is the history buffer; diffrax `args` is `(model, None)` and the
+    drift is evaluated with `(model, history)`. With a noise
     term (`MultiTerm(ODETerm, ControlTerm)`), Euler is Euler--Maruyama and Heun the
     stochastic Heun method (additive noise, so both are consistent in Ito and
     Stratonovich senses).
@@ -320,8 +325,10 @@ class DelaySolver(dfx.AbstractItoSolver):
         h = t1 - t0
         a, b, c = _TABLEAUS[self.method]
 
+        model = args[0]
+
         def f(t, y, hist):
-            return drift_term.vf(t, y, (args, hist))
+            return drift_term.vf(t, y, (model, hist))
 
         k1 = f(t0, y0, history)
         history = history.push(y0[0], k1[0])
@@ -352,4 +359,4 @@ class DelaySolver(dfx.AbstractItoSolver):
 
     def func(self, terms, t0, y0, args):
         drift_term, _ = self._split(terms)
-        return drift_term.vf(t0, y0, (args, None))
+        return drift_term.vf(t0, y0, (args[0], None))

@@ -40,6 +40,11 @@ forced), no lag, noise or delays, the flow is a gradient flow of
 
 $$V(\theta) = -\tfrac12\sum_{ij} K_{ij}\cos(\theta_j-\theta_i) - \sum_i h_i\cos(\psi_i-\theta_i),
 \qquad \dot V = -\sum_i (\dot\theta_i - \omega)^2 \le 0 .$$
+
+**Dispatch.** Every function here asks the model (`AbstractModel.energy`,
+`energy_scale`, `logged_energies`, `lyapunov_hypotheses`; the formulas above live with
+the models in `kuralab/_models/`), so a new model with an energy works with no change
+here.
 """
 
 from __future__ import annotations
@@ -53,33 +58,20 @@ import numpy as np
 import xarray as xr
 
 from . import _names as names
-from ._coupling import AbstractCoupling
-from ._fastmath import sincos
 from ._integrate import SaveAt, simulate
-from ._models.kuramoto import Kuramoto
-from ._models.sphere import SphereKuramoto
-from ._schedules import AbstractSchedule, evaluate
-from ._vector_coupling import AbstractVectorCoupling, coupling_blocks, is_autonomous
+from ._models.base import AbstractModel
+from ._models.kuramoto import PHASE_HYPOTHESES, Kuramoto
+from ._models.sphere import SPHERE_HYPOTHESES, SphereKuramoto
 
-#: Hypotheses of the AKOrN theorems (App. F / G), in report order.
-SPHERE_HYPOTHESES = {
-    "linear_autonomous": "J is a fixed linear operator (not attention, no schedule)",
-    "block_symmetric": "J_ij = J_ji^T (J symmetric as an (osc dim)^2 matrix)",
-    "scalar_blocks": "J_ij = J_ij I (every block a multiple of the identity)",
-    "omega_shared": "Omega_i = Omega for every oscillator",
-    "omega_c_zero": "Omega_i c_i = 0 for every oscillator",
-    "commutator_psd": "[J, Omega] = J Omega - Omega J is positive semi-definite "
-    "(symmetric part; trace 0, so this means it vanishes)",
-}
-#: Hypotheses of the phase model's gradient-flow theorem, in report order.
-PHASE_HYPOTHESES = {
-    "symmetric_coupling": "K_ij = K_ji",
-    "identical_frequencies": "omega_i = omega for every oscillator",
-    "static_forcing_frame": "no forcing, or omega = 0 (a forcing does not rotate)",
-    "zero_lag": "Sakaguchi lag alpha = 0",
-    "autonomous": "no time-dependent coupling or forcing strength (schedule)",
-    "deterministic": "no noise and no delays",
-}
+__all__ = [
+    "PHASE_HYPOTHESES",
+    "SPHERE_HYPOTHESES",
+    "akorn_logged_energy",
+    "check_lyapunov",
+    "energy",
+    "lyapunov_hypotheses",
+    "phase_potential",
+]
 
 MAX_DENSE = 8192
 
@@ -87,6 +79,19 @@ MAX_DENSE = 8192
 # ---------------------------------------------------------------------------------
 # Energies
 # ---------------------------------------------------------------------------------
+
+
+def _check_model(model, what: str) -> None:
+    if not isinstance(model, AbstractModel):
+        raise TypeError(
+            f"`model` must be a kuralab model (kl.AbstractModel); got "
+            f"{type(model).__name__}"
+        )
+    if not type(model).has_energy():
+        raise TypeError(
+            f"no {what} is defined for {type(model).__name__}: it does not implement "
+            "`energy(y, t)`"
+        )
 
 
 def _check_state(model, y):
@@ -101,54 +106,26 @@ def _check_state(model, y):
     return y
 
 
-def _sphere_terms(model: SphereKuramoto, x, t):
-    """Per-oscillator <x_i, (Jx)_i> and <c_i, x_i>."""
-    jx = jnp.zeros_like(x) if model.coupling is None else model.coupling.apply(x, t)
-    cx = jnp.sum(model.stimulus_or_zeros(x.dtype) * x, axis=-1)
-    return jnp.sum(x * jx, axis=-1), cx
-
-
-def _phase_terms(model: Kuramoto, theta, t):
-    s, c = sincos(theta)
-    kc = model.coupling.apply(c, t)
-    ks = model.coupling.apply(s, t)
-    pair = c * kc + s * ks  # sum_j K_ij cos(theta_j - theta_i)
-    if model.forcing is None:
-        field = jnp.zeros_like(theta)
-    else:
-        h = evaluate(model.forcing.strength, t)
-        sin_psi, cos_psi = sincos(jnp.asarray(model.forcing.phase, theta.dtype))
-        field = h * (cos_psi * c + sin_psi * s)  # h cos(psi - theta)
-    return pair, field
-
-
-def energy(model, y, t=0.0):
-    r"""The model's energy at state `y` (time `t`): a scalar.
+def energy(model: AbstractModel, y, t=0.0):
+    r"""The model's energy at state `y` (time `t`): a scalar, `model.energy(y, t)`.
 
     - `kl.SphereKuramoto`: the AKOrN energy
       $E = -\tfrac12\sum_{ij} x_i^\top J_{ij} x_j - \sum_i c_i^\top x_i$. A Lyapunov
       function under the hypotheses of AKOrN App. F/G (see `kl.check_lyapunov`). For a
       state-dependent coupling (attention) $J_{ij}$ is evaluated at `y`.
     - `kl.Kuramoto`: the phase potential `kl.phase_potential`.
+    - any other model that implements `energy(y, t)`.
 
     **Arguments:**
 
-    - `model`: a `kl.SphereKuramoto` or `kl.Kuramoto`.
+    - `model`: a kuralab model with an energy.
     - `y`: one state, shape `model.state_shape` (batch with `jax.vmap`).
     - `t`: time, for couplings/forcings with schedules (default 0).
 
     **Returns:** a 0-d array (model units; $|x| = 1$).
     """
-    if isinstance(model, SphereKuramoto):
-        x = _check_state(model, y)
-        xjx, cx = _sphere_terms(model, x, t)
-        return -0.5 * jnp.sum(xjx) - jnp.sum(cx)
-    if isinstance(model, Kuramoto):
-        return phase_potential(model, y, t)
-    raise TypeError(
-        f"no energy is defined for {type(model).__name__}; expected kl.SphereKuramoto "
-        "or kl.Kuramoto"
-    )
+    _check_model(model, "energy")
+    return model.energy(_check_state(model, y), t)
 
 
 def akorn_logged_energy(model: SphereKuramoto, x, t=0.0):
@@ -166,9 +143,7 @@ def akorn_logged_energy(model: SphereKuramoto, x, t=0.0):
         raise TypeError(
             f"`model` must be kl.SphereKuramoto; got {type(model).__name__}"
         )
-    x = _check_state(model, x)
-    xjx, cx = _sphere_terms(model, x, t)
-    return -jnp.sum(xjx) - jnp.sum(cx)
+    return model.logged_energy(_check_state(model, x), t)
 
 
 def phase_potential(model: Kuramoto, theta, t=0.0):
@@ -190,38 +165,24 @@ def phase_potential(model: Kuramoto, theta, t=0.0):
     """
     if not isinstance(model, Kuramoto):
         raise TypeError(f"`model` must be kl.Kuramoto; got {type(model).__name__}")
-    theta = _check_state(model, theta)
-    pair, field = _phase_terms(model, theta, t)
-    return -0.5 * jnp.sum(pair) - jnp.sum(field)
-
-
-def _energy_scale(model, y, t):
-    """Sum of the magnitudes of the energy's terms: the scale of its rounding error."""
-    if isinstance(model, SphereKuramoto):
-        xjx, cx = _sphere_terms(model, y, t)
-    else:
-        xjx, cx = _phase_terms(model, y, t)
-    return 0.5 * jnp.sum(jnp.abs(xjx)) + jnp.sum(jnp.abs(cx))
+    return model.energy(_check_state(model, theta), t)
 
 
 @eqx.filter_jit
 def _series(model, ts, ys):
     """E(t), the analytic dE/dt along the flow (chain rule, through autodiff, including
-    an explicit time dependence) and the energy scale, at every saved state."""
+    an explicit time dependence), the energy scale and the logged energies, at every
+    saved state."""
 
     def one(t, y):
         f = model.drift(t, y, None)
         e, de = jax.jvp(
-            lambda tt, yy: energy(model, yy, tt), (t, y), (jnp.ones_like(t), f)
+            lambda tt, yy: model.energy(yy, tt), (t, y), (jnp.ones_like(t), f)
         )
-        return e, de, _energy_scale(model, y, t)
+        logged = {k: v for k, (v, _) in model.logged_energies(y, t).items()}
+        return e, de, model.energy_scale(y, t), logged
 
     return jax.vmap(one)(ts, ys)
-
-
-@eqx.filter_jit
-def _logged_series(model, ts, ys):
-    return jax.vmap(lambda t, y: akorn_logged_energy(model, y, t))(ts, ys)
 
 
 # ---------------------------------------------------------------------------------
@@ -235,105 +196,12 @@ def _rel(num: float, den: float) -> float:
     return num / den if den > 0 else math.inf
 
 
-@eqx.filter_jit
-def _sphere_matrices(model: SphereKuramoto, linear: bool):
-    """Omega_i (n, d, d), c (n, d) and, for a linear coupling, J's blocks (n, n, d, d);
-    compiled once per model structure (eager, these are many small compilations)."""
-    n, d = model.state_shape
-    dtype = jnp.result_type(float)
-    J = coupling_blocks(model.coupling, n, d, 0.0, dtype) if linear else None
-    return model.omega_matrices(dtype), model.stimulus_or_zeros(dtype), J
-
-
-@eqx.filter_jit
-def _coupling_matrix(coupling, n: int):
-    return coupling.as_matrix(n)
-
-
-def _sphere_defects(model: SphereKuramoto, max_dense: int) -> dict[str, float]:
-    """Relative defect of each hypothesis (0 = holds exactly; NaN = not applicable)."""
-    n, d = model.state_shape
-    coupling = model.coupling
-    linear = (
-        coupling is None
-        or isinstance(coupling, AbstractCoupling)
-        or (isinstance(coupling, AbstractVectorCoupling) and coupling.linear)
-    )
-    if linear and n * d > max_dense:
-        raise ValueError(
-            f"the hypotheses need J materialised as a ({n * d})^2 matrix (osc * dim = "
-            f"{n * d} > max_dense = {max_dense}); raise `max_dense` or check a smaller "
-            "system"
-        )
-    omega, c, J = (
-        None if a is None else np.asarray(a, np.float64)
-        for a in _sphere_matrices(model, linear)
-    )  # (n, d, d), (n, d), (n, n, d, d)
-    w_scale = float(np.max(np.abs(omega), initial=0.0))
-    c_scale = float(np.max(np.abs(c), initial=0.0))
-    out = {}
-    out["linear_autonomous"] = 0.0 if (linear and is_autonomous(coupling)) else 1.0
-    out["omega_shared"] = _rel(
-        float(np.max(np.abs(omega - omega[:1]), initial=0.0)), w_scale
-    )
-    wc = np.einsum("iab,ib->ia", omega, c)
-    out["omega_c_zero"] = _rel(
-        float(np.max(np.abs(wc), initial=0.0)), w_scale * c_scale
-    )
-    if not linear:
-        for k in ("block_symmetric", "scalar_blocks", "commutator_psd"):
-            out[k] = math.nan
-        return out
-    j_scale = float(np.max(np.abs(J), initial=0.0))
-    Jt = np.transpose(J, (1, 0, 3, 2))
-    out["block_symmetric"] = _rel(float(np.max(np.abs(J - Jt), initial=0.0)), j_scale)
-    tr = np.trace(J, axis1=2, axis2=3) / d
-    scalar = tr[:, :, None, None] * np.eye(d)
-    out["scalar_blocks"] = _rel(float(np.max(np.abs(J - scalar), initial=0.0)), j_scale)
-    # [J, Omega~]_ij = J_ij Omega_j - Omega_i J_ij ; its symmetric part S.
-    comm = np.einsum("ijab,jbc->ijac", J, omega) - np.einsum("iab,ijbc->ijac", omega, J)
-    sym = 0.5 * (comm + np.transpose(comm, (1, 0, 3, 2)))
-    out["commutator_psd"] = _rel(
-        float(np.max(np.abs(sym), initial=0.0)), j_scale * w_scale
-    )
-    return out
-
-
-def _phase_defects(model: Kuramoto, max_dense: int) -> dict[str, float]:
-    n = model.n_osc
-    omega = np.asarray(model.omega, np.float64)
-    w_scale = max(float(np.max(np.abs(omega))), 1.0)
-    coupling = model.coupling
-    out = {}
-    if n > max_dense:
-        raise ValueError(
-            f"symmetry of K needs a ({n})^2 matrix (n > max_dense = {max_dense})"
-        )
-    K = np.asarray(_coupling_matrix(coupling, n), np.float64)
-    k_scale = float(np.max(np.abs(K), initial=0.0))
-    out["symmetric_coupling"] = _rel(
-        float(np.max(np.abs(K - K.T), initial=0.0)), k_scale
-    )
-    out["identical_frequencies"] = float(np.ptp(omega)) / w_scale
-    forced = model.forcing is not None
-    out["static_forcing_frame"] = (
-        float(np.max(np.abs(omega))) / w_scale if forced else 0.0
-    )
-    out["zero_lag"] = abs(float(model.lag))
-    sched = not is_autonomous(coupling) or (
-        forced and isinstance(model.forcing.strength, AbstractSchedule)
-    )
-    out["autonomous"] = 1.0 if sched else 0.0
-    out["deterministic"] = (
-        1.0 if (model.noise is not None or model.delays is not None) else 0.0
-    )
-    return out
-
-
 def lyapunov_hypotheses(
-    model, *, rtol: float | None = None, max_dense: int = MAX_DENSE
+    model: AbstractModel, *, rtol: float | None = None, max_dense: int = MAX_DENSE
 ):
-    r"""Which hypotheses of the energy theorems hold for `model` (no simulation).
+    r"""Which hypotheses of the model's energy theorem hold (no simulation).
+
+    The model reports them (`AbstractModel.lyapunov_hypotheses`):
 
     - `kl.SphereKuramoto`: `linear_autonomous`, `block_symmetric`, `scalar_blocks`,
       `omega_shared`, `omega_c_zero`, `commutator_psd` (AKOrN App. F and G; see the
@@ -354,41 +222,29 @@ def lyapunov_hypotheses(
     `description`, and the attribute `theorem`: the theorem whose hypotheses all hold
     (`"AKOrN App. F"`, `"AKOrN App. G"`, `"gradient flow"`) or `"none"`.
     """
+    if not isinstance(model, AbstractModel):
+        raise TypeError(
+            f"`model` must be a kuralab model; got {type(model).__name__}"
+        )
     if rtol is None:
         rtol = 100 * float(jnp.finfo(jnp.result_type(float)).eps)
-    if isinstance(model, SphereKuramoto):
-        defects, desc = _sphere_defects(model, max_dense), SPHERE_HYPOTHESES
-    elif isinstance(model, Kuramoto):
-        defects, desc = _phase_defects(model, max_dense), PHASE_HYPOTHESES
-    else:
-        raise TypeError(
-            f"no energy theorem is known for {type(model).__name__}; expected "
-            "kl.SphereKuramoto or kl.Kuramoto"
-        )
-    keys = list(desc)
-    holds = {k: bool(defects[k] <= rtol) for k in keys}  # NaN -> False
-    if isinstance(model, SphereKuramoto):
-        base = holds["linear_autonomous"] and holds["block_symmetric"]
-        base = base and holds["omega_c_zero"]
-        if base and holds["scalar_blocks"] and holds["omega_shared"]:
-            theorem = "AKOrN App. F"
-        elif base and holds["commutator_psd"]:
-            theorem = "AKOrN App. G"
-        else:
-            theorem = "none"
-    else:
-        theorem = "gradient flow" if all(holds.values()) else "none"
+    report = model.lyapunov_hypotheses(max_dense=max_dense)
+    keys = list(report.descriptions)
+    holds = {k: bool(report.defects[k] <= rtol) for k in keys}  # NaN -> False
     return xr.Dataset(
         {
             "holds": (("hypothesis",), np.array([holds[k] for k in keys])),
             "defect": (
                 ("hypothesis",),
-                np.array([defects[k] for k in keys], np.float64),
+                np.array([report.defects[k] for k in keys], np.float64),
             ),
-            "description": (("hypothesis",), np.array([desc[k] for k in keys], object)),
+            "description": (
+                ("hypothesis",),
+                np.array([report.descriptions[k] for k in keys], object),
+            ),
         },
         coords={"hypothesis": np.array(keys, object)},
-        attrs={"theorem": theorem, "hypothesis_rtol": float(rtol)},
+        attrs={"theorem": report.theorem(holds), "hypothesis_rtol": float(rtol)},
     )
 
 
@@ -439,7 +295,8 @@ def check_lyapunov(
 
     **Main arguments:**
 
-    - `model`: a `kl.SphereKuramoto` or a `kl.Kuramoto`.
+    - `model`: a kuralab model with an energy (`kl.SphereKuramoto`, `kl.Kuramoto`, or
+      any model implementing `energy`), deterministic and undelayed.
     - `y0`: initial state, shape `model.state_shape`.
     - `t1`, `dt`, `t0`, `solver`: as in `kl.simulate` (default `"rk4"`).
 
@@ -454,8 +311,8 @@ def check_lyapunov(
 
     **Returns:** an `xarray.Dataset` with
 
-    - over `time`: `E`, `dEdt` (analytic), `dEdt_numeric`, and for sphere models
-      `E_logged` (`kl.akorn_logged_energy`);
+    - over `time`: `E`, `dEdt` (analytic), `dEdt_numeric`, and the model's
+      `logged_energies` (for sphere models `E_logged`, `kl.akorn_logged_energy`);
     - over `hypothesis`: `holds`, `defect`, `description`;
     - scalars: `max_increase` (the largest rise of $E$ above its running minimum,
       $\max_k [E(t_k) - \min_{j \le k} E(t_j)] \ge 0$; 0 means $E$ never rose),
@@ -466,17 +323,14 @@ def check_lyapunov(
     - attributes `theorem`, `verdict`, `verdict_text`, `model`, `solver`, `t0`, `t1`,
       `dt`.
     """
-    if not isinstance(model, SphereKuramoto | Kuramoto):
-        raise TypeError(
-            f"check_lyapunov needs kl.SphereKuramoto or kl.Kuramoto; got "
-            f"{type(model).__name__}"
-        )
-    if isinstance(model, Kuramoto) and (
-        model.noise is not None or model.delays is not None
+    _check_model(model, "energy")
+    if model.diffusion(t0, model.project(jnp.asarray(y0))) is not None or (
+        model.sender_delays is not None
     ):
         raise ValueError(
             "check_lyapunov integrates deterministic, undelayed models only; this "
-            "Kuramoto model has noise or delays (lyapunov_hypotheses still reports them)"
+            f"{type(model).__name__} model has noise or delays (lyapunov_hypotheses "
+            "still reports them)"
         )
     if not isinstance(save_every, int) or save_every < 1:
         raise ValueError(f"`save_every` must be a positive int; got {save_every!r}")
@@ -485,7 +339,8 @@ def check_lyapunov(
         model, y0, t0=t0, t1=t1, dt=dt, solver=solver, saveat=SaveAt(every=save_every)
     )
     ts, ys = traj.ts, traj.ys
-    E, dE, scale = (np.asarray(a, np.float64) for a in _series(model, ts, ys))
+    E, dE, scale, logged = _series(model, ts, ys)
+    E, dE, scale = (np.asarray(a, np.float64) for a in (E, dE, scale))
     t_np = np.asarray(ts, np.float64)
     if rtol is None:
         rtol = 64 * float(jnp.finfo(ys.dtype).eps)
@@ -515,13 +370,7 @@ def check_lyapunov(
     text = _VERDICT_TEXT[verdict].format(
         theorem=hyp.attrs["theorem"], inc=max_inc, tol=tol, failed=failed
     )
-    sphere = isinstance(model, SphereKuramoto)
-    e_name = (
-        "AKOrN energy E = -1/2 sum_ij x_i.J_ij x_j - sum_i c_i.x_i"
-        if sphere
-        else "phase potential V = -1/2 sum_ij K_ij cos(theta_j - theta_i) - sum_i h_i "
-        "cos(psi_i - theta_i)"
-    )
+    e_name = model.energy_description
     data = {
         "E": ((names.TIME,), E, {"units": "1", "long_name": e_name}),
         "dEdt": (
@@ -535,16 +384,12 @@ def check_lyapunov(
             {"units": "1", "long_name": "dE/dt by central differences of saved E(t)"},
         ),
     }
-    if sphere:
-        logged = np.asarray(_logged_series(model, ts, ys), np.float64)
-        data["E_logged"] = (
+    long_names = {k: ln for k, (_, ln) in model.logged_energies(ys[0], ts[0]).items()}
+    for k, series in logged.items():
+        data[k] = (
             (names.TIME,),
-            logged,
-            {
-                "units": "1",
-                "long_name": "AKOrN reference code's logged energy -sum_i x_i.((Jx)_i "
-                "+ c_i) (no 1/2)",
-            },
+            np.asarray(series, np.float64),
+            {"units": "1", "long_name": long_names[k]},
         )
     scalars = {
         "max_increase": (max_inc, "largest rise of E above its running minimum"),

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike
 
 from .._coupling import AbstractCoupling
@@ -12,7 +15,18 @@ from .._fastmath import sincos
 from .._misc import as_float_array, check_finite
 from .._noise import Noise
 from .._schedules import AbstractSchedule, evaluate
-from .base import AbstractPhaseModel
+from ._theorems import coupling_matrix, is_autonomous, relative
+from .base import AbstractPhaseModel, LyapunovHypotheses
+
+#: Hypotheses of the phase model's gradient-flow theorem, in report order.
+PHASE_HYPOTHESES = {
+    "symmetric_coupling": "K_ij = K_ji",
+    "identical_frequencies": "omega_i = omega for every oscillator",
+    "static_forcing_frame": "no forcing, or omega = 0 (a forcing does not rotate)",
+    "zero_lag": "Sakaguchi lag alpha = 0",
+    "autonomous": "no time-dependent coupling or forcing strength (schedule)",
+    "deterministic": "no noise and no delays",
+}
 
 
 def _check_coef(name: str, value, n: int):
@@ -180,6 +194,10 @@ class Kuramoto(AbstractPhaseModel):
     def sender_delays(self) -> Delays | None:
         return self.delays
 
+    def validate(self, t0: float, t1: float) -> None:
+        if self.noise is not None:
+            self.noise.check_nonnegative(t0, t1)
+
     def diffusion(self, t, y):
         if self.noise is None:
             return None
@@ -210,3 +228,70 @@ class Kuramoto(AbstractPhaseModel):
         if self.forcing is not None:
             d = d + self.forcing._term(t, phasor)
         return d
+
+    # -- energy (the gradient-flow potential) ----------------------------------------
+
+    energy_description: ClassVar[str] = (
+        "phase potential V = -1/2 sum_ij K_ij cos(theta_j - theta_i) - sum_i h_i "
+        "cos(psi_i - theta_i)"
+    )
+
+    def _energy_terms(self, theta, t):
+        """Per-oscillator `sum_j K_ij cos(theta_j - theta_i)` and `h_i cos(psi_i -
+        theta_i)`."""
+        s, c = sincos(theta)
+        kc = self.coupling.apply(c, t)
+        ks = self.coupling.apply(s, t)
+        pair = c * kc + s * ks
+        if self.forcing is None:
+            return pair, jnp.zeros_like(theta)
+        h = evaluate(self.forcing.strength, t)
+        sin_psi, cos_psi = sincos(jnp.asarray(self.forcing.phase, theta.dtype))
+        return pair, h * (cos_psi * c + sin_psi * s)
+
+    def energy(self, y, t=0.0):
+        r"""The gradient-flow potential $V(\theta) = -\tfrac12\sum_{ij} K_{ij}
+        \cos(\theta_j - \theta_i) - \sum_i h_i\cos(\psi_i - \theta_i)$ (see
+        `kl.phase_potential`)."""
+        pair, field = self._energy_terms(y, t)
+        return -0.5 * jnp.sum(pair) - jnp.sum(field)
+
+    def energy_scale(self, y, t=0.0):
+        pair, field = self._energy_terms(y, t)
+        return 0.5 * jnp.sum(jnp.abs(pair)) + jnp.sum(jnp.abs(field))
+
+    def lyapunov_hypotheses(self, *, max_dense: int) -> LyapunovHypotheses:
+        """The gradient-flow theorem's hypotheses (`PHASE_HYPOTHESES`), measured."""
+        n = self.n_osc
+        omega = np.asarray(self.omega, np.float64)
+        w_scale = max(float(np.max(np.abs(omega))), 1.0)
+        if n > max_dense:
+            raise ValueError(
+                f"symmetry of K needs a ({n})^2 matrix (n > max_dense = {max_dense})"
+            )
+        K = np.asarray(coupling_matrix(self.coupling, n), np.float64)
+        k_scale = float(np.max(np.abs(K), initial=0.0))
+        forced = self.forcing is not None
+        scheduled = not is_autonomous(self.coupling) or (
+            forced and isinstance(self.forcing.strength, AbstractSchedule)
+        )
+        defects = {
+            "symmetric_coupling": relative(
+                float(np.max(np.abs(K - K.T), initial=0.0)), k_scale
+            ),
+            "identical_frequencies": float(np.ptp(omega)) / w_scale,
+            "static_forcing_frame": (
+                float(np.max(np.abs(omega))) / w_scale if forced else 0.0
+            ),
+            "zero_lag": abs(float(self.lag)),
+            "autonomous": 1.0 if scheduled else 0.0,
+            "deterministic": (
+                1.0 if (self.noise is not None or self.delays is not None) else 0.0
+            ),
+        }
+        return LyapunovHypotheses(defects, PHASE_HYPOTHESES, _gradient_flow)
+
+
+def _gradient_flow(holds: dict[str, bool]) -> str:
+    return "gradient flow" if all(holds.values()) else "none"
+

@@ -15,6 +15,8 @@ Natural-frequency generators are parameterised so they stay antisymmetric when l
 from __future__ import annotations
 
 import abc
+import math
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -25,8 +27,20 @@ from jaxtyping import Array, ArrayLike, Float
 from .._coupling import AbstractCoupling
 from .._custom_types import Key
 from .._misc import check_finite, is_concrete
-from .._vector_coupling import AbstractVectorCoupling
-from .base import AbstractSphereModel
+from .._coupling import AbstractVectorCoupling
+from ._theorems import coupling_blocks, is_autonomous, relative
+from .base import AbstractSphereModel, LyapunovHypotheses
+
+#: Hypotheses of the AKOrN theorems (App. F / G), in report order.
+SPHERE_HYPOTHESES = {
+    "linear_autonomous": "J is a fixed linear operator (not attention, no schedule)",
+    "block_symmetric": "J_ij = J_ji^T (J symmetric as an (osc dim)^2 matrix)",
+    "scalar_blocks": "J_ij = J_ij I (every block a multiple of the identity)",
+    "omega_shared": "Omega_i = Omega for every oscillator",
+    "omega_c_zero": "Omega_i c_i = 0 for every oscillator",
+    "commutator_psd": "[J, Omega] = J Omega - Omega J is positive semi-definite "
+    "(symmetric part; trace 0, so this means it vanishes)",
+}
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -363,6 +377,126 @@ class SphereKuramoto(AbstractSphereModel):
         if self.omega is not None:
             d = d + self.omega.apply(x)
         return d
+
+    # -- energy (AKOrN eq. 3) and its theorems (App. F / G) --------------------------
+
+    energy_description: ClassVar[str] = (
+        "AKOrN energy E = -1/2 sum_ij x_i.J_ij x_j - sum_i c_i.x_i"
+    )
+
+    def _energy_terms(self, x, t):
+        """Per-oscillator `<x_i, (Jx)_i>` and `<c_i, x_i>`."""
+        jx = jnp.zeros_like(x) if self.coupling is None else self.coupling.apply(x, t)
+        cx = jnp.sum(self.stimulus_or_zeros(x.dtype) * x, axis=-1)
+        return jnp.sum(x * jx, axis=-1), cx
+
+    def energy(self, y, t=0.0):
+        r"""$E = -\tfrac12\sum_{ij} x_i^\top J_{ij} x_j - \sum_i c_i^\top x_i$ (for
+        attention, $J$ evaluated at `y`)."""
+        xjx, cx = self._energy_terms(y, t)
+        return -0.5 * jnp.sum(xjx) - jnp.sum(cx)
+
+    def energy_scale(self, y, t=0.0):
+        xjx, cx = self._energy_terms(y, t)
+        return 0.5 * jnp.sum(jnp.abs(xjx)) + jnp.sum(jnp.abs(cx))
+
+    def logged_energy(self, y, t=0.0):
+        r"""The AKOrN reference code's logged energy $-\sum_i\langle x_i, (Jx)_i +
+        c_i\rangle$ (no ½, no Ω term); see `kl.akorn_logged_energy`."""
+        xjx, cx = self._energy_terms(y, t)
+        return -jnp.sum(xjx) - jnp.sum(cx)
+
+    def logged_energies(self, y, t=0.0):
+        return {
+            "E_logged": (
+                self.logged_energy(y, t),
+                "AKOrN reference code's logged energy -sum_i x_i.((Jx)_i + c_i) "
+                "(no 1/2)",
+            )
+        }
+
+    def lyapunov_hypotheses(self, *, max_dense: int) -> LyapunovHypotheses:
+        """The hypotheses of AKOrN App. F and G (`SPHERE_HYPOTHESES`), measured.
+
+        $J$ is materialised at `t = 0` (O((osc dim)^2) memory, at most `max_dense`)."""
+        return LyapunovHypotheses(
+            _sphere_defects(self, max_dense), SPHERE_HYPOTHESES, _akorn_theorem
+        )
+
+
+def _is_linear(coupling) -> bool:
+    return (
+        coupling is None
+        or isinstance(coupling, AbstractCoupling)
+        or (isinstance(coupling, AbstractVectorCoupling) and coupling.linear)
+    )
+
+
+@eqx.filter_jit
+def _sphere_matrices(model: SphereKuramoto, linear: bool):
+    """Omega_i (n, d, d), c (n, d) and, for a linear coupling, J's blocks (n, n, d, d);
+    compiled once per model structure (eager, these are many small compilations)."""
+    n, d = model.state_shape
+    dtype = jnp.result_type(float)
+    J = coupling_blocks(model.coupling, n, d, 0.0, dtype) if linear else None
+    return model.omega_matrices(dtype), model.stimulus_or_zeros(dtype), J
+
+
+def _sphere_defects(model: SphereKuramoto, max_dense: int) -> dict[str, float]:
+    """Relative defect of each hypothesis (0 = holds exactly; NaN = not applicable)."""
+    n, d = model.state_shape
+    linear = _is_linear(model.coupling)
+    if linear and n * d > max_dense:
+        raise ValueError(
+            f"the hypotheses need J materialised as a ({n * d})^2 matrix (osc * dim = "
+            f"{n * d} > max_dense = {max_dense}); raise `max_dense` or check a smaller "
+            "system"
+        )
+    omega, c, J = (
+        None if a is None else np.asarray(a, np.float64)
+        for a in _sphere_matrices(model, linear)
+    )  # (n, d, d), (n, d), (n, n, d, d)
+    w_scale = float(np.max(np.abs(omega), initial=0.0))
+    c_scale = float(np.max(np.abs(c), initial=0.0))
+    out = {}
+    auto = linear and is_autonomous(model.coupling)
+    out["linear_autonomous"] = 0.0 if auto else 1.0
+    out["block_symmetric"] = out["scalar_blocks"] = math.nan
+    out["omega_shared"] = relative(
+        float(np.max(np.abs(omega - omega[:1]), initial=0.0)), w_scale
+    )
+    wc = np.einsum("iab,ib->ia", omega, c)
+    out["omega_c_zero"] = relative(
+        float(np.max(np.abs(wc), initial=0.0)), w_scale * c_scale
+    )
+    out["commutator_psd"] = math.nan
+    if not linear:
+        return out
+    j_scale = float(np.max(np.abs(J), initial=0.0))
+    Jt = np.transpose(J, (1, 0, 3, 2))
+    out["block_symmetric"] = relative(float(np.max(np.abs(J - Jt), initial=0.0)), j_scale)
+    tr = np.trace(J, axis1=2, axis2=3) / d
+    scalar = tr[:, :, None, None] * np.eye(d)
+    out["scalar_blocks"] = relative(
+        float(np.max(np.abs(J - scalar), initial=0.0)), j_scale
+    )
+    # [J, Omega~]_ij = J_ij Omega_j - Omega_i J_ij ; its symmetric part S.
+    comm = np.einsum("ijab,jbc->ijac", J, omega) - np.einsum("iab,ijbc->ijac", omega, J)
+    sym = 0.5 * (comm + np.transpose(comm, (1, 0, 3, 2)))
+    out["commutator_psd"] = relative(
+        float(np.max(np.abs(sym), initial=0.0)), j_scale * w_scale
+    )
+    return out
+
+
+def _akorn_theorem(holds: dict[str, bool]) -> str:
+    base = holds["linear_autonomous"] and holds["block_symmetric"]
+    base = base and holds["omega_c_zero"]
+    if base and holds["scalar_blocks"] and holds["omega_shared"]:
+        return "AKOrN App. F"
+    if base and holds["commutator_psd"]:
+        return "AKOrN App. G"
+    return "none"
 
 
 def _agree(what: str, sources: dict, hint: str) -> int:

@@ -1,0 +1,244 @@
+"""Checks and static choices that `simulate` makes before anything is traced.
+
+Each helper validates one group of arguments with a one-line error naming the argument,
+the value and the expected form, and returns the static configuration `_solve` compiles
+against. None of them asks what kind of model it has: they use the model contract
+(`state_shape`, `diffusion`, `sender_delays`, `validate`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import diffrax as dfx
+import jax.numpy as jnp
+import numpy as np
+
+from .._delays import DELAY_SOLVERS, SDDE_SOLVERS
+from .._misc import check_finite, is_concrete, nearest
+from .solvers import BROWNIAN, has_error_estimate, needs_levy_area, solver_name
+from .trajectory import SaveAt
+
+#: Adjoints that work with kuralab's save policy (SaveAt subs) and retraction.
+ADJOINTS = (dfx.RecursiveCheckpointAdjoint, dfx.DirectAdjoint, dfx.ForwardMode)
+
+
+class Steps(NamedTuple):
+    """The static step plan: `n` steps in all, `n_burn` of them burn-in."""
+
+    n: int
+    n_burn: int
+    dt0: float
+    controller: dfx.AbstractStepSizeController
+    max_steps: int
+    saveat: SaveAt
+
+
+def concrete_float(name: str, value) -> float:
+    if not is_concrete(value):
+        raise TypeError(
+            f"`{name}` must be a concrete number (it sets the number of steps); got a "
+            "traced value. Mark it static under jax.jit or vmap over model parameters "
+            "instead."
+        )
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must be a real number; got {value!r}") from None
+    if not math.isfinite(out):
+        raise ValueError(f"`{name}` must be finite; got {out}")
+    return out
+
+
+def num_steps(t0: float, t1: float, dt: float) -> int:
+    ratio = (t1 - t0) / dt
+    n = round(ratio)
+    if abs(ratio - n) > 1e-6 * max(1.0, ratio):
+        n = math.ceil(ratio)
+    return max(int(n), 1)
+
+
+def check_times(t0, t1, dt, burn_in) -> tuple[float, float, float, float]:
+    t0, t1, dt = (concrete_float(k, v) for k, v in (("t0", t0), ("t1", t1), ("dt", dt)))
+    burn_in = concrete_float("burn_in", burn_in)
+    if not dt > 0:
+        raise ValueError(f"`dt` must be > 0; got {dt}")
+    if not t1 > t0:
+        raise ValueError(f"`t1` must be > `t0`; got t0={t0}, t1={t1}")
+    if not 0 <= burn_in < t1 - t0:
+        raise ValueError(
+            f"`burn_in` must be in [0, t1 - t0) = [0, {t1 - t0:g}); got {burn_in:g}"
+        )
+    return t0, t1, dt, burn_in
+
+
+def check_state(model, y0):
+    y0 = jnp.asarray(y0)
+    if not jnp.issubdtype(y0.dtype, jnp.floating):
+        y0 = y0.astype(jnp.result_type(float))
+    if tuple(y0.shape) != tuple(model.state_shape):
+        raise ValueError(
+            f"`y0` must have the model's state shape {tuple(model.state_shape)}; got "
+            f"shape {tuple(y0.shape)}"
+        )
+    check_finite("y0", y0)
+    return y0
+
+
+def check_noise(noisy: bool, key, brownian: str, solver, adjoint):
+    """The SDE default solver and the increments path's adjoint."""
+    if not noisy:
+        return solver, adjoint
+    if key is None:
+        raise ValueError("`key` is required: the model has noise (its diffusion)")
+    if brownian not in BROWNIAN:
+        raise ValueError(
+            f"`brownian` must be one of {BROWNIAN}; got {brownian!r}"
+            + nearest(str(brownian), BROWNIAN)
+        )
+    if solver == "rk4":  # the ODE default; the SDE default is Euler--Maruyama
+        solver = "euler"
+    if brownian == "increments":
+        if adjoint is None:
+            adjoint = dfx.ForwardMode()
+        elif not isinstance(adjoint, dfx.ForwardMode):
+            raise ValueError(
+                "brownian='increments' supports only forward-mode gradients "
+                "(adjoint=diffrax.ForwardMode()); use brownian='tree' for reverse mode"
+            )
+    return solver, adjoint
+
+
+def check_adjoint(adjoint):
+    if adjoint is None:
+        return dfx.RecursiveCheckpointAdjoint()
+    if not isinstance(adjoint, ADJOINTS):
+        raise ValueError(
+            f"adjoint={type(adjoint).__name__}() is not supported by kl.simulate (it "
+            "saves through diffrax SaveAt(subs=...) and retracts the state every step); "
+            "use diffrax.RecursiveCheckpointAdjoint() (default), DirectAdjoint() or "
+            "ForwardMode()"
+        )
+    return adjoint
+
+
+def plan_steps(
+    t0, t1, dt, burn_in, base, saveat, stepsize_controller, max_steps, *, delayed, noisy,
+    brownian,
+) -> Steps:
+    if saveat is None:
+        saveat = SaveAt(every=1)
+    elif not isinstance(saveat, SaveAt):
+        raise TypeError(f"`saveat` must be a kl.SaveAt; got {type(saveat).__name__}")
+    n = num_steps(t0, t1, dt)
+    adaptive = stepsize_controller is not None and not isinstance(
+        stepsize_controller, dfx.ConstantStepSize
+    )
+    n_burn = 0
+    if adaptive:
+        if delayed:
+            raise ValueError(
+                "models with delays need a fixed step (solver 'euler', 'heun' or 'rk4' "
+                "and no stepsize_controller): diffrax has no adaptive delay support"
+            )
+        if noisy and brownian == "increments":
+            raise ValueError(
+                "brownian='increments' cannot be used with adaptive steps; use 'tree'"
+            )
+        if not has_error_estimate(base):
+            raise ValueError(
+                f"solver {solver_name(base)!r} has no error estimate, so it cannot be "
+                "used with an adaptive step-size controller; use 'tsit5', 'dopri5' or "
+                "'bosh3', or wrap it in diffrax.HalfSolver"
+            )
+        if burn_in:
+            raise ValueError(
+                "`burn_in` needs a fixed step (no stepsize_controller): it is counted "
+                "in steps"
+            )
+        if saveat.every is not None:
+            # No step grid to count on: save on the dt grid instead.
+            grid = t0 + (t1 - t0) * np.arange(0, n + 1, saveat.every) / n
+            if grid[-1] != t1:
+                grid = np.append(grid, t1)
+            saveat = SaveAt(ts=jnp.asarray(grid), fn=saveat.fn)
+        budget = max_steps if max_steps is not None else max(4096, 16 * n)
+        steps = Steps(n, 0, dt, stepsize_controller, budget, saveat)
+    else:
+        if max_steps is not None and max_steps < n:
+            raise ValueError(f"`max_steps`={max_steps} is less than the {n} fixed steps")
+        dt0 = (t1 - t0) / n
+        if burn_in:
+            n_burn = round(burn_in / dt0)
+            if abs(burn_in / dt0 - n_burn) > 1e-6 * max(1.0, n_burn) or n_burn < 1:
+                raise ValueError(
+                    f"`burn_in` must be a whole number of steps dt = {dt0:g}; got "
+                    f"{burn_in:g} ({burn_in / dt0:g} steps)"
+                )
+        steps = Steps(n, n_burn, dt0, dfx.ConstantStepSize(), n, saveat)
+    _check_ts(steps.saveat, t0, t0 + steps.n_burn * steps.dt0, t1)
+    return steps
+
+
+def _check_ts(saveat: SaveAt, t0: float, t_start: float, t1: float) -> None:
+    if saveat.ts is None:
+        return
+    ts = jnp.asarray(saveat.ts)
+    if ts.ndim != 1 or ts.shape[0] < 1:
+        raise ValueError(f"SaveAt `ts` must be a non-empty 1-D array; got {ts.shape}")
+    if is_concrete(ts):
+        tsn = np.asarray(ts)
+        if np.any(np.diff(tsn) <= 0):
+            raise ValueError("SaveAt `ts` must be strictly increasing")
+        if tsn[0] < t_start - 1e-9 * abs(t_start) or tsn[-1] > t1 + 1e-9 * abs(t1):
+            start = "t0 + burn_in" if t_start != t0 else "t0"
+            raise ValueError(
+                f"SaveAt `ts` must lie within [{start}, t1] = [{t_start}, {t1}]; "
+                f"got [{tsn[0]}, {tsn[-1]}]"
+            )
+
+
+def sde_config(noisy: bool, brownian: str, base, t0: float, t1: float, n: int):
+    """`(kind, levy area, tree tolerance)` for a noisy model, else `None`."""
+    if not noisy:
+        return None
+    levy = dfx.SpaceTimeLevyArea if needs_levy_area(base) else None
+    # A dyadic resolution of [t0, t1] finer than the step: the path depends only on
+    # (key, t0, t1), and runs with 2^k steps sample it at shared dyadic nodes.
+    tol = (t1 - t0) / 2 ** math.ceil(math.log2(2 * n))
+    return (brownian, levy, tol)
+
+
+def delay_config(model, y0, solver, noisy: bool, dt0: float):
+    """Validate a delayed model's settings; return the static `(method, slots, kind)`:
+    `kind` is the history (`"constant"` or a function) or `"kuranet"` (a warm-up run
+    without delays fills `slots - 1` past steps)."""
+    delays = model.sender_delays
+    if delays is None:
+        return None
+    allowed = SDDE_SOLVERS if noisy else DELAY_SOLVERS
+    if not isinstance(solver, str) or solver not in allowed:
+        raise ValueError(
+            f"models with delays{' and noise' if noisy else ''} need solver in "
+            f"{allowed} (fixed step); got {solver!r}"
+        )
+    tau = delays.per_sender(y0.shape[0], dt0)
+    if is_concrete(tau):
+        positive = np.asarray(tau)[np.asarray(tau) > 0]
+        if positive.size and positive.min() < dt0 * (1 - 1e-6):
+            raise ValueError(
+                f"a delay tau = {positive.min():g} is shorter than the step dt = "
+                f"{dt0:g}; explicit solvers would need the unknown present. Use dt <= "
+                "the smallest positive delay (zero delays are fine)"
+            )
+    if delays.convention == "kuranet":
+        if solver != "euler":
+            raise ValueError(
+                "Delays(convention='kuranet') reproduces the reference Euler scheme; "
+                "use solver='euler'"
+            )
+        warm_steps = round(delays.bound(dt0) / dt0) + 1
+        return ("euler", warm_steps + 1, "kuranet")
+    n_slots = math.ceil(delays.bound(dt0) / dt0 - 1e-9) + 2
+    return (solver, n_slots, delays.history)

@@ -1,0 +1,149 @@
+"""`simulate`: integrate any kuralab model over diffrax (DESIGN.md §1, §4).
+
+- One entry point over `diffrax.diffeqsolve`. Fixed-step solvers by name or any diffrax
+  solver; adaptive stepping takes a diffrax step-size controller.
+- The model says everything through its contract (`kuralab/_models/base.py`): state
+  layout and retraction, drift, diffusion, delays. `Retract` keeps the state on its
+  manifold after every step (`manifold.py`); nothing here branches on the model's kind.
+- The model travels as diffrax `args`, so one compiled solve (`solve.py`) serves every
+  parameter value of the same structure. Times are static floats, so the compiled solve
+  has no host callback and lands in JAX's persistent compilation cache; eager calls also
+  go through the export cache (`_export_cache.py`): a new process loads the lowered
+  solve instead of tracing and lowering diffrax again.
+- Noise: `brownian="tree"` is diffrax's `VirtualBrownianTree`; `"increments"` draws
+  float32 increments by Box--Muller from threefry bits (`_brownian.py`).
+- Failures (max steps, non-finite state) are reported in `Trajectory.result`; with
+  `throw=True` (default) they raise `SimulationError` naming the time the state first
+  became non-finite, when known.
+"""
+
+from __future__ import annotations
+
+import diffrax as dfx
+import equinox as eqx
+from jaxtyping import ArrayLike
+
+from .._export_cache import cached_call
+from .._models.base import AbstractModel
+from . import options as opt
+from .solve import solve
+from .solvers import resolve_solver, solver_name
+from .trajectory import SaveAt, Trajectory, raise_on_failure
+
+__all__ = ["simulate"]
+
+
+def simulate(
+    model: AbstractModel,
+    y0: ArrayLike,
+    *,
+    t1: float,
+    dt: float,
+    t0: float = 0.0,
+    solver: str | dfx.AbstractSolver = "rk4",
+    saveat: SaveAt | None = None,
+    key=None,
+    burn_in: float = 0.0,
+    brownian: str = "tree",
+    stepsize_controller: dfx.AbstractStepSizeController | None = None,
+    max_steps: int | None = None,
+    adjoint: dfx.AbstractAdjoint | None = None,
+    progress: bool = False,
+    throw: bool = True,
+) -> Trajectory:
+    r"""Integrate `model` from `y0` at `t0` to `t1`.
+
+    **Main arguments:**
+
+    - `model`: any kuralab model (`kl.Kuramoto`, ...).
+    - `y0`: initial state, shape `model.state_shape` (phases in radians, any range).
+    - `t1`: end time; `t0`: start time (default 0). Concrete numbers.
+    - `dt`: the step for fixed-step solvers: the grid has `n = ceil((t1 - t0)/dt)` steps
+      of size `(t1 - t0)/n`. With a step-size controller it is the initial step and the
+      spacing of the default save grid.
+    - `solver`: `"euler"`, `"heun"`, `"midpoint"`, `"ralston"`, `"rk4"` (default),
+      `"bosh3"`, `"tsit5"`, `"dopri5"`, `"dopri8"`, `"akorn"` (AKOrN's discrete
+      projected step for sphere models, `dt` = the paper's gamma), or any diffrax
+      solver. Models with
+      noise take `"euler"` (Euler--Maruyama), `"heun"`, `"euler_heun"`, `"sra1"` or
+      `"shark"` (default for them: `"euler"` when `"rk4"` is left as the default). Models
+      with delays take `"euler"`, `"heun"` or `"rk4"` (`"euler"`/`"heun"` with noise).
+    - `saveat`: a `kl.SaveAt`; default saves every step (adaptive: every `dt`).
+    - `burn_in`: integrate `[t0, t0 + burn_in]` first (a whole number of steps) without
+      saving and without gradients (truncated backpropagation: the state, and a delayed
+      model's history, at `t0 + burn_in` are constants to `jax.grad`); saving then
+      starts after it, e.g. `SaveAt(every=1)` saves at `t0 + burn_in + dt, ..., t1` (no
+      duplicate of the burn-in's end). Default 0.
+    - `key`: PRNG key for models with noise (required there, ignored otherwise).
+
+    **Other arguments:**
+
+    - `brownian`: the Brownian path for noisy models. `"tree"` (default; a
+      `diffrax.VirtualBrownianTree` on a dyadic resolution of `[t0, t1]`): the same
+      `key` gives the same path whatever the save grid and whatever `dt`, so a run can be
+      repeated at a finer step for convergence checks, and reverse-mode gradients work.
+      Solvers that need Levy areas (`"sra1"`, `"shark"`) sample a tree with space-time
+      Levy areas, which is a different realisation for the same key than the one
+      `"euler"`, `"heun"` and `"euler_heun"` share.
+      `"increments"`: independent N(0, dt) increments per step, about 10x faster; the
+      same key gives the same path only on the same step grid; gradients only in
+      forward mode. float32 increments come from threefry bits by Box--Muller
+      (`kuralab._brownian`, ~3x faster than `diffrax.UnsafeBrownianPath`, which other
+      dtypes use).
+    - `stepsize_controller`: e.g. `diffrax.PIDController(rtol=1e-6, atol=1e-8)` for
+      adaptive stepping (phases are wrapped, so use atol-dominated tolerances).
+    - `max_steps`: step budget for adaptive runs (default `max(4096, 16 n)`).
+    - `adjoint`: a diffrax adjoint for gradients: `diffrax.RecursiveCheckpointAdjoint()`
+      (default), `diffrax.DirectAdjoint()` or `diffrax.ForwardMode()` (the default with
+      `brownian="increments"`, which supports forward mode only). Other adjoints
+      (`BacksolveAdjoint`, ...) are rejected with a message.
+    - `progress`: show a progress meter (tqdm); for long single runs only.
+    - `throw`: raise `kl.SimulationError` on failure (default); with `False` the failure
+      is reported in `Trajectory.result` and the run still returns.
+
+    **Returns:** a `kl.Trajectory`.
+
+    Works under `jax.jit`, `jax.vmap` (over model parameters, initial states and keys)
+    and `jax.grad` (differentiate through the integration).
+    """
+    if not isinstance(model, AbstractModel):
+        raise TypeError(
+            f"`model` must be a kuralab model (e.g. kl.Kuramoto); got {type(model).__name__}"
+        )
+    t0, t1, dt, burn_in = opt.check_times(t0, t1, dt, burn_in)
+    y0 = opt.check_state(model, y0)
+    noisy = model.diffusion(t0, model.project(y0)) is not None
+    model.validate(t0, t1)
+    solver, adjoint = opt.check_noise(noisy, key, brownian, solver, adjoint)
+    adjoint = opt.check_adjoint(adjoint)
+    base = resolve_solver(solver, stochastic=noisy)
+    steps = opt.plan_steps(
+        t0, t1, dt, burn_in, base, saveat, stepsize_controller, max_steps,
+        delayed=model.sender_delays is not None, noisy=noisy, brownian=brownian,
+    )
+    delay = opt.delay_config(model, y0, solver, noisy, steps.dt0)
+    if isinstance(adjoint, dfx.ForwardMode) and getattr(base, "scan_kind", 0) is None:
+        # What diffrax's ForwardMode does to RK solvers, done before wrapping them.
+        base = eqx.tree_at(lambda s: s.scan_kind, base, "lax", is_leaf=lambda x: x is None)
+    # Eager calls go through the on-disk export cache when it is enabled (a new process
+    # then skips tracing and lowering); traced calls and configurations without a
+    # stable key run `solve` directly (kuralab/_export_cache.py). The times are static
+    # floats: traced times would make diffrax add an `error_if` host callback, which
+    # keeps the compiled solve out of JAX's persistent compilation cache.
+    out = cached_call(
+        solve,
+        (model, y0, steps.saveat, t0, t1, steps.dt0, key if noisy else None),
+        dict(
+            steps=steps,
+            solver=base,
+            adjoint=adjoint,
+            meter=dfx.TqdmProgressMeter() if progress else dfx.NoProgressMeter(),
+            sde=opt.sde_config(noisy, brownian, base, t0, t1, steps.n),
+            delay=delay,
+        ),
+    )
+    name = delay[0] if delay is not None else solver_name(base)
+    traj = Trajectory(
+        **out, model=model, solver=name, dt=steps.dt0, t0=t0, t1=t1, burn_in=burn_in
+    )
+    return raise_on_failure(traj) if throw else traj

@@ -1,0 +1,149 @@
+"""The compiled solve behind `simulate`: one `eqx.filter_jit` compilation per (model
+structure, shapes, times, step count, save policy, solver); the key and every model
+parameter are traced.
+
+With a burn-in the integration is two diffrax solves inside the same compiled function:
+`[t0, t0 + burn_in]` saving nothing but its end state, solver state and controller state,
+which pass through `jax.lax.stop_gradient` (truncated backpropagation: gradients flow
+only through the window), then the window `[t0 + burn_in, t1]` continuing from them
+(the delay history lives in the solver state, so it carries over; the Brownian path is
+the same object over `[t0, t1]`).
+"""
+
+from __future__ import annotations
+
+import diffrax as dfx
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from .._brownian import increment_path
+from .._delays import DelaySolver, init_history, tabulated_history
+from .manifold import Retract, StatePath, diffusion_vf, drift_vf, final_fn, make_save_fn
+from .trajectory import RESULTS
+
+__all__ = ["solve"]
+
+
+def _terms(model, y0, aux, t0, t1, key, sde):
+    terms = dfx.ODETerm(drift_vf)
+    if sde is None:
+        return terms
+    kind, levy, tol = sde
+    shape = jax.ShapeDtypeStruct(y0.shape, y0.dtype)
+    levy_kw = {} if levy is None else dict(levy_area=levy)
+    if kind == "tree":
+        bm = dfx.VirtualBrownianTree(t0, t1, tol=tol, shape=shape, key=key, **levy_kw)
+    else:
+        bm = increment_path(shape, key, levy)
+    aux_shape = jax.tree_util.tree_map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), aux
+    )
+    return dfx.MultiTerm(terms, dfx.ControlTerm(diffusion_vf, StatePath(bm, aux_shape)))
+
+
+def _warm_up(model, y0, t0, dt0, steps: int):
+    """KuraNet's pre-history: `steps` Euler steps without delays or noise ending at
+    `t0`. Returns the state at `t0` and `(values, slopes, slope at t0)` of the run."""
+
+    def body(y, k):
+        t = t0 - (steps - k) * dt0
+        d = model.drift(t, y, None)
+        return model.project(y + dt0 * d), (y, d)
+
+    y_t0, (values, slopes) = jax.lax.scan(
+        body, model.project(y0), jnp.arange(steps, dtype=y0.dtype)
+    )
+    return y_t0, (values, slopes, model.drift(t0, y_t0, None))
+
+
+def _solver(model, base, y0, t0, dt0, delay):
+    if delay is None:
+        return Retract(base), y0
+    method, n_slots, kind = delay
+    tau = model.sender_delays.per_sender(y0.shape[0], dt0).astype(y0.dtype)
+    if kind == "kuranet":
+        y0, (values, slopes, left) = _warm_up(model, y0, t0, dt0, n_slots - 1)
+        hist0 = tabulated_history(values, slopes, tau, dt0, t0, left)
+    else:
+        y_proj = model.project(y0)
+        hist0 = init_history(
+            y_proj, model.drift(t0, y_proj, None), tau, dt0, t0, n_slots, kind
+        )
+    return Retract(DelaySolver(method, hist0)), y0
+
+
+def _user_saveat(saveat, n_window: int, save_fn, from_start: bool):
+    if saveat.ts is not None:
+        return dfx.SubSaveAt(ts=saveat.ts, fn=save_fn)
+    if saveat.final:
+        return dfx.SubSaveAt(t1=True, fn=save_fn)
+    k = saveat.every or 1
+    return dfx.SubSaveAt(t0=from_start, steps=k, t1=bool(n_window % k), fn=save_fn)
+
+
+@eqx.filter_jit
+def solve(
+    model, y0, saveat, t0, t1, dt0, key, *, steps, solver, adjoint, meter, sde, delay
+) -> dict:
+    """Integrate; return the fields of a `Trajectory` (less its static metadata)."""
+    solver, y0 = _solver(model, solver, y0, t0, dt0, delay)
+    Y0 = model.pack(y0)
+    terms = _terms(model, y0, Y0[1], t0, t1, key, sde)
+    args = (model, None)
+    common = dict(
+        args=args,
+        stepsize_controller=steps.controller,
+        adjoint=adjoint,
+        throw=False,
+        progress_meter=meter,
+    )
+    resume = {}
+    t_start, results = t0, []
+    if steps.n_burn:
+        t_start = t0 + steps.n_burn * dt0
+        warm = dfx.diffeqsolve(
+            terms, solver, t0, t_start, dt0, Y0, max_steps=steps.n_burn,
+            saveat=dfx.SaveAt(t1=True, solver_state=True, controller_state=True,
+                              made_jump=True),
+            **common,
+        )
+        Y0, solver_state, controller_state = jax.lax.stop_gradient(
+            (jax.tree_util.tree_map(lambda a: a[0], warm.ys), warm.solver_state,
+             warm.controller_state)
+        )
+        resume = dict(solver_state=solver_state, controller_state=controller_state,
+                      made_jump=warm.made_jump)
+        results.append(warm.result)
+    user = _user_saveat(
+        saveat, steps.n - steps.n_burn, make_save_fn(saveat.fn), not steps.n_burn
+    )
+    sol = dfx.diffeqsolve(
+        terms, solver, t_start, t1, dt0, Y0,
+        saveat=dfx.SaveAt(subs=[user, dfx.SubSaveAt(t1=True, fn=final_fn)]),
+        max_steps=steps.max_steps - steps.n_burn,
+        **common, **resume,
+    )
+    results.append(sol.result)
+    ts, _ = sol.ts
+    ys, Yf = sol.ys
+    final_state, final_aux = jax.tree_util.tree_map(lambda a: a[0], Yf)
+    finite = jnp.all(
+        jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(Yf)])
+    )
+    result = RESULTS.successful
+    for r in results:  # the first failure wins
+        result = RESULTS.where(result == RESULTS.successful, RESULTS.promote(r), result)
+    result = RESULTS.where(
+        (result == RESULTS.successful) & ~finite, RESULTS.nonfinite_state, result
+    )
+    ys, turns = (ys, None) if saveat.fn is not None else ys
+    return dict(
+        ts=ts,
+        ys=ys,
+        turns=turns,
+        final=final_state,
+        final_turns=final_aux,
+        result=result,
+        stats=dict(sol.stats),
+    )

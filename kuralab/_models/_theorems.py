@@ -1,0 +1,24 @@
+"""Small helpers shared by the models' energy-theorem checks (hypothesis defects)."""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+
+from .._coupling import coupling_blocks, is_autonomous
+
+__all__ = ["coupling_blocks", "coupling_matrix", "is_autonomous", "relative"]
+
+
+def relative(num: float, den: float) -> float:
+    """`num / den` as a relative defect: 0 when `num == 0`, inf when only `den` is 0."""
+    if num == 0.0:
+        return 0.0
+    return num / den if den > 0 else math.inf
+
+
+@eqx.filter_jit
+def coupling_matrix(coupling, n: int):
+    """A phase coupling as its dense `(n, n)` matrix (compiled once per structure)."""
+    return coupling.as_matrix(n)
