@@ -14,7 +14,7 @@ from scipy import integrate, stats
 
 import kuralab as kl
 from kuralab import theory
-from kuralab.theory import _self_consistent_R
+from kuralab._theory_mean_field import _self_consistent_R
 
 _PDF = {
     "lorentzian": lambda w, s: stats.cauchy.pdf(w, scale=s),
