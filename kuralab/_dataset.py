@@ -139,7 +139,6 @@ def trajectory_to_dataset(traj, batch_dims: Sequence[str] | None = None) -> xr.D
     lead = bdims + (names.TIME,)
 
     model = getattr(traj, "model", None)
-    manifold = getattr(model, "manifold", None)
     final = getattr(traj, "final", None)
     state_shape = (
         tuple(np.shape(final)[n_batch:])
@@ -164,31 +163,34 @@ def trajectory_to_dataset(traj, batch_dims: Sequence[str] | None = None) -> xr.D
     is_array = ys is not None and not isinstance(ys, dict | list | tuple)
     if is_array:
         ys_arr = np.asarray(ys)
-    if manifold == "torus" and turns is not None and is_array:
-        check_lead("traj.ys", ys_arr)
-        if ys_arr.ndim != n_batch + 2:
-            raise ValueError(
-                "phase trajectories need ys of shape batch + (time, osc); got "
-                f"{ys_arr.shape}"
-            )
-        n_osc = ys_arr.shape[-1]
-        dims = lead + (names.OSC,)
-        data_vars[names.THETA] = xr.Variable(dims, ys_arr, _attrs_for(names.THETA))
-        data_vars[names.TURNS] = xr.Variable(
-            dims, np.asarray(turns), _attrs_for(names.TURNS)
-        )
-    elif (
-        manifold == "sphere"
-        and is_array
+    state_dims = tuple(getattr(model, "state_dims", ()))
+    saved_states = (
+        is_array
         and state_shape is not None
-        and len(state_shape) == 2
+        and len(state_dims) == len(state_shape)
         and ys_arr.shape[n_batch + 1 :] == state_shape
-    ):
+        and (turns is not None or getattr(model, "state_name", None) is not None)
+    )
+    if saved_states:
+        # The model's states (no SaveAt.fn): named and dimensioned by the model
+        # (`AbstractModel.state_name` / `state_dims`), with the retraction's
+        # bookkeeping (winding numbers of phases) beside them when it keeps any.
         check_lead("traj.ys", ys_arr)
-        n_osc, n_dim = state_shape
-        dims = lead + (names.OSC, names.DIM)
-        data_vars[names.STATE] = xr.Variable(dims, ys_arr, _attrs_for(names.STATE))
-        coords[names.DIM] = xr.Variable(names.DIM, np.arange(n_dim))
+        dims = lead + state_dims
+        name = model.state_name
+        var_attrs = _attrs_for(name, f"state of {type(model).__name__}")
+        if name not in names.UNITS:
+            var_attrs["units"] = getattr(model, "state_units", "1")
+        data_vars[name] = xr.Variable(dims, ys_arr, var_attrs)
+        if turns is not None and np.shape(turns) == ys_arr.shape:
+            data_vars[names.TURNS] = xr.Variable(
+                dims, np.asarray(turns), _attrs_for(names.TURNS)
+            )
+        for dim, size in zip(state_dims, state_shape, strict=True):
+            if dim == names.OSC:
+                n_osc = size
+            elif dim not in coords:
+                coords[dim] = xr.Variable(dim, np.arange(size))
     elif ys is not None:
         # SaveAt(fn=...) outputs.
         if is_array:

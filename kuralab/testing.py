@@ -86,19 +86,49 @@ def _hidden_arrays(module, path: str) -> list[str]:
     return found
 
 
-def _on_manifold(model: AbstractModel, y) -> str | None:
-    y = np.asarray(y)
-    if not np.all(np.isfinite(y)):
+def _on_manifold(model: AbstractModel, ys) -> str | None:
+    """A state is on the model's manifold iff its retraction leaves it unchanged."""
+    ys = jnp.asarray(ys)
+    if not bool(jnp.all(jnp.isfinite(ys))):
         return "state is not finite"
-    if model.manifold == "torus":
-        if not (np.all(y >= -math.pi) and np.all(y < math.pi)):
-            return f"phases leave [-pi, pi): range [{y.min()}, {y.max()}]"
-    elif model.manifold == "sphere":
-        norms = np.linalg.norm(y, axis=-1)
-        tol = 1e-4 if y.dtype == np.float32 else 1e-10
-        if np.max(np.abs(norms - 1)) > tol:
-            return f"norms leave 1: max |norm - 1| = {np.max(np.abs(norms - 1)):.3g}"
+    projected = jax.vmap(model.project)(ys)
+    defect = float(jnp.max(jnp.abs(projected - ys)))
+    tol = 1e-4 if ys.dtype == jnp.float32 else 1e-10
+    if defect > tol:
+        return (
+            f"saved states leave the {model.manifold} manifold: max |project(y) - y| = "
+            f"{defect:.3g}"
+        )
     return None
+
+
+def _check_layout(model: AbstractModel, y0) -> None:
+    name = type(model).__name__
+    y, aux = model.pack(y0)
+    if jnp.shape(y) != y0.shape:
+        raise AssertionError(f"{name}.pack(y0)[0] has shape {jnp.shape(y)}, not {y0.shape}")
+    y2, aux2 = model.retract((y, aux))
+    if not tree_allclose((y, aux), (y2, aux2), rtol=0, atol=1e-6):
+        raise AssertionError(f"{name}.retract is not idempotent on a packed state")
+    d = model.difference(y, y)
+    if jnp.shape(d) != y0.shape or float(jnp.max(jnp.abs(d))) != 0.0:
+        raise AssertionError(f"{name}.difference(y, y) is not zero of the state's shape")
+
+
+def _check_energy(model: AbstractModel, y0) -> None:
+    if not type(model).has_energy():
+        return
+    name = type(model).__name__
+    y = model.project(y0)
+    e = model.energy(y, 0.0)
+    if jnp.shape(e) != () or not bool(jnp.isfinite(e)):
+        raise AssertionError(f"{name}.energy(y) is not a finite scalar: {e!r}")
+    g = jax.grad(lambda yy: model.energy(yy, 0.0))(y)
+    if jnp.shape(g) != y0.shape or not bool(jnp.all(jnp.isfinite(g))):
+        raise AssertionError(f"{name}.energy is not differentiable in the state")
+    scale = model.energy_scale(y, 0.0)
+    if jnp.shape(scale) != () or not float(scale) >= 0:
+        raise AssertionError(f"{name}.energy_scale(y) is not a scalar >= 0: {scale!r}")
 
 
 def check_model_contract(
@@ -119,11 +149,14 @@ def check_model_contract(
     1. `model` is an `AbstractModel` and an Equinox PyTree with no arrays hidden in
        static fields (so `jit`, `vmap` and `grad` see every parameter).
     2. `drift(t0, y0)` has the state's shape and floating dtype; `state_shape` matches `y0`.
-    3. `simulate` returns `ys` of shape `(time, *state_shape)`, finite, on the manifold
-       (phases in [-pi, pi), unit vectors of norm 1).
-    4. `jax.jit` of `simulate` equals the eager call.
-    5. `jax.vmap` over a batch of two initial states equals two separate calls.
-    6. `jax.grad` of a smooth loss of the final state with respect to the model's
+    3. the layout: `pack(y0)` keeps the state's shape, `retract` is idempotent on a
+       packed state, `difference(y, y) == 0`; where the model defines `energy`, it is a
+       finite scalar, differentiable in the state, with a scalar `energy_scale >= 0`.
+    4. `simulate` returns `ys` of shape `(time, *state_shape)`, finite, on the manifold
+       (`project(y) == y`: phases in [-pi, pi), unit vectors of norm 1, ...).
+    5. `jax.jit` of `simulate` equals the eager call.
+    6. `jax.vmap` over a batch of two initial states equals two separate calls.
+    7. `jax.grad` of a smooth loss of the final state with respect to the model's
        floating parameters is finite, and agrees with a central finite difference along a
        random direction.
     """
@@ -144,6 +177,8 @@ def check_model_contract(
             f"drift has shape {jnp.shape(d)} / dtype {jnp.asarray(d).dtype}; expected "
             f"{y0.shape} floating"
         )
+    _check_layout(model, y0)
+    _check_energy(model, y0)
 
     kwargs = dict(t1=t1, dt=dt, solver=solver, key=key)
     traj = simulate(model, y0, **kwargs)

@@ -26,6 +26,7 @@ from jaxtyping import ArrayLike
 from .._export_cache import cached_call
 from .._models.base import AbstractModel
 from . import options as opt
+from .forward_only import forward_only
 from .solve import solve
 from .solvers import resolve_solver, solver_name
 from .trajectory import SaveAt, Trajectory, raise_on_failure
@@ -142,6 +143,8 @@ def simulate(
             delay=delay,
         ),
     )
+    if noisy and brownian == "increments":
+        out = forward_only(out)  # jax.grad then names the problem (forward_only.py)
     name = delay[0] if delay is not None else solver_name(base)
     traj = Trajectory(
         **out, model=model, solver=name, dt=steps.dt0, t0=t0, t1=t1, burn_in=burn_in
