@@ -30,3 +30,20 @@ UNITS = {
     PSI: ("rad", "mean phase arg Z"),
     Z: ("1", "complex Kuramoto order parameter Z = mean exp(i theta)"),
 }
+
+# Sweep and study dimensions (one per swept parameter is named after the parameter)
+N = "n"
+DIRECTION = "direction"
+
+# Reductions of `kl.sweep` and studies: one name per quantity in both, and in files
+R_STD = "R_std"
+R_T = "R_t"
+OMEGA_EFF = "Omega"
+OMEGA_STD = "Omega_std"
+OMEGA_Z = "Omega_Z"
+LOCKED = "locked"
+ENERGY = "energy"
+ENERGY_T = "energy_t"
+FINAL = "final"
+TRAJECTORY = "trajectory"
+RESULT = "result"

@@ -23,7 +23,10 @@ Two modes:
   The other axes are independent and `vmap`-ed.
 
 Each point runs a transient `[t0, t1 - window]` and then the averaging window
-`[t1 - window, t1]`; the reductions are computed on the device from the window alone:
+`[t1 - window, t1]`; the reductions are computed on the device from the window alone.
+(Models with delays run `[t0, t1]` in one simulation, so that the delay history
+carries into the window, which then starts at the first save time at or after
+`t1 - window`.)
 
 - `R`, `R_std`: mean and standard deviation of the order parameter over the window's saves
   ($|\langle e^{i\theta}\rangle|$ for phases, $\|\langle x\rangle\|$ for sphere states);
@@ -34,11 +37,13 @@ Each point runs a transient `[t0, t1 - window]` and then the averaging window
   $2\pi / w$: less than one phase slip over the window) of the mean field's frequency
   $\Omega_Z$ (the rotation rate of $\arg Z$ over the window); `Omega_Z` itself;
 - `energy`: the model's energy (`kl.energy`) averaged over the window (models with one);
-- `R_t`: the order parameter at every save of the window (dimension `time`);
+- `R_t`, `energy_t`: the order parameter and the energy at every save of the window
+  (dimension `time`);
 - `final`: the state at `t1` (dimensions `osc`[, `dim`]); `trajectory`: the states at
   every save of the window — full states only on request, they cost memory.
 
-Randomness: a `seed` axis is passed to `make` as an integer (traced `int32`) for drawing
+The per-point computation is `kuralab._sweep_kernel` (shared with studies, which run
+their points through the same kernel). Randomness: a `seed` axis is passed to `make` as an integer (traced `int32`) for drawing
 frequencies and initial states; noisy models get a Brownian path keyed by
 `fold_in(key, seed)` (`key` defaults to `jax.random.key(0)`), so without a seed axis all
 points share one noise realisation (common random numbers across parameter values).
@@ -46,7 +51,6 @@ points share one noise realisation (common random numbers across parameter value
 
 from __future__ import annotations
 
-import functools
 import math
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -59,32 +63,26 @@ import numpy as np
 import xarray as xr
 from jaxtyping import Array
 
-from ._integrate import RESULTS, SaveAt, SimulationError, simulate
-from ._misc import nearest, wrap_phase
+from . import _names as nm
+from ._integrate import RESULTS, SimulationError
+from ._misc import nearest
 from ._models.base import AbstractModel, AbstractPhaseModel
-from ._observables import _locked_fraction, _phasor, _rotation_rate, order_parameter
+from ._sweep_kernel import (
+    OBSERVABLES,
+    PHASE_ONLY,
+    SERIES,
+    Config,
+    batch,
+    call_make,
+    delayed_window_start,
+    save_times,
+)
 
 __all__ = ["OBSERVABLES", "sweep"]
 
-TWO_PI = 2.0 * math.pi
-
-#: Reductions `sweep` can compute: name -> (units, long_name).
-OBSERVABLES: dict[str, tuple[str, str]] = {
-    "R": ("1", "order parameter, mean over the window"),
-    "R_std": ("1", "standard deviation of the order parameter over the window"),
-    "Omega": ("rad", "effective frequency (rad per unit time), mean over oscillators"),
-    "Omega_std": ("rad", "standard deviation of the effective frequencies"),
-    "Omega_Z": ("rad", "rotation rate of the mean field's phase (rad per unit time)"),
-    "locked": ("1", "fraction of oscillators locked to the mean field's frequency"),
-    "energy": ("1", "model energy, mean over the window"),
-    "R_t": ("1", "order parameter at every save of the window"),
-    "final": ("1", "state at t1 (phases in rad, wrapped to [-pi, pi))"),
-    "trajectory": ("1", "states at every save of the window"),
-}
-_PHASE_ONLY = ("Omega", "Omega_std", "Omega_Z", "locked")
-_DEFAULT_OBSERVE = ("R", "R_std", "Omega", "Omega_std", "locked")
+_DEFAULT_OBSERVE = (nm.R, nm.R_STD, nm.OMEGA_EFF, nm.OMEGA_STD, nm.LOCKED)
 _MODES = ("independent", "adiabatic")
-_NOISE_STREAM = 0x73776570  # "swep": fold_in data for the noise stream of a point
+_RESERVED = (nm.DIRECTION, nm.TIME, nm.OSC, nm.DIM)
 
 
 # ---------------------------------------------------------------------------------
@@ -112,7 +110,7 @@ def _parse_axes(axes: Mapping[str, Any]) -> list[_Axis]:
                 f"axis name {name!r}: expected a Python identifier (it is passed to "
                 "`make` as a keyword argument)"
             )
-        if name in ("direction", "time", "osc", "dim"):
+        if name in _RESERVED:
             raise ValueError(
                 f"axis name {name!r} is reserved for a dimension of the result; "
                 "choose another name"
@@ -137,7 +135,7 @@ def _parse_axes(axes: Mapping[str, Any]) -> list[_Axis]:
             raise ValueError(
                 f"axes[{name!r}][{i}] = {values[i]!r}: expected finite values"
             )
-        if name == "seed":
+        if name == nm.SEED:
             if values.ndim != 1 or not np.all(values == np.round(values)):
                 raise ValueError(
                     f"axes['seed'] = {raw!r}: expected a 1-D sequence of integers"
@@ -206,190 +204,6 @@ def _flat_indices(layout: _Layout, axes: list[_Axis]) -> dict[str, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------
-# Static configuration and the per-point computation
-# ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Config:
-    """Everything static about a sweep's simulations (hashable: a jit cache key)."""
-
-    make: Callable
-    names: tuple[str, ...]  # axis names, in the order make's kwargs are passed
-    t0: float
-    t_w: float  # start of the window
-    t1: float
-    dt: float
-    solver: Any
-    save_every: int
-    brownian: str
-    observe: tuple[str, ...]
-    lock_tol: float | None
-    throw: bool
-
-
-def _call_make(cfg: _Config, params: dict) -> tuple[AbstractModel, Array]:
-    out = cfg.make(**params)
-    if not (isinstance(out, tuple) and len(out) == 2):
-        raise TypeError(
-            f"`make(**point)` must return a tuple (model, y0); got {type(out).__name__}"
-        )
-    model, y0 = out
-    if not isinstance(model, AbstractModel):
-        raise TypeError(
-            "`make(**point)` must return (model, y0) with a kuralab model first; got "
-            f"{type(model).__name__}"
-        )
-    return model, jnp.asarray(y0)
-
-
-def _order_parameter(model, y) -> Array:
-    if isinstance(model, AbstractPhaseModel):
-        return jnp.abs(order_parameter(y))
-    axes = tuple(range(y.ndim - 1))
-    return jnp.linalg.norm(jnp.mean(y, axis=axes))
-
-
-def _noise_key(base_key, seed, salt):
-    return jax.random.fold_in(jax.random.fold_in(base_key, seed), salt)
-
-
-def _run_point(cfg: _Config, model, y0, key) -> dict:
-    """One simulation from `y0`: transient, then the window; returns the reductions and
-    the final state (wrapped)."""
-    noisy = model.diffusion(cfg.t0, y0) is not None
-    phase = isinstance(model, AbstractPhaseModel)
-    common = dict(dt=cfg.dt, solver=cfg.solver, brownian=cfg.brownian, throw=cfg.throw)
-    results = []
-    if cfg.t_w > cfg.t0:
-        pre = simulate(
-            model,
-            y0,
-            t0=cfg.t0,
-            t1=cfg.t_w,
-            saveat=SaveAt(final=True),
-            key=_noise_key(key, 0, 0) if noisy else None,
-            **common,
-        )
-        start = pre.final
-        results.append(pre.result)
-    else:
-        start = wrap_phase(y0) if phase else model.project(y0)
-    want = set(cfg.observe)
-
-    def save(t, y):
-        out = {"R": _order_parameter(model, y)}
-        if phase and ({"locked", "Omega_Z"} & want):
-            out["Z"] = jnp.mean(_phasor(y))
-        if "energy" in want:
-            from ._energy import energy
-
-            out["energy"] = energy(model, y, t)
-        if "trajectory" in want:
-            out["y"] = y
-        return out
-
-    win = simulate(
-        model,
-        start,
-        t0=cfg.t_w,
-        t1=cfg.t1,
-        saveat=SaveAt(every=cfg.save_every, fn=save),
-        key=_noise_key(key, 0, 1) if noisy else None,
-        **common,
-    )
-    results.append(win.result)
-    window = cfg.t1 - cfg.t_w
-    R_t = win.ys["R"]
-    out: dict[str, Array] = {}
-    if "R" in want:
-        out["R"] = jnp.mean(R_t)
-    if "R_std" in want:
-        out["R_std"] = jnp.std(R_t)
-    if "R_t" in want:
-        out["R_t"] = R_t
-    if "energy" in want:
-        out["energy"] = jnp.mean(win.ys["energy"])
-    if "trajectory" in want:
-        out["trajectory"] = win.ys["y"]
-    if "final" in want:
-        out["final"] = win.final
-    if phase:
-        unwrapped = win.final + TWO_PI * win.final_turns
-        Omega = (unwrapped - start) / window
-        if "Omega" in want:
-            out["Omega"] = jnp.mean(Omega)
-        if "Omega_std" in want:
-            out["Omega_std"] = jnp.std(Omega)
-        if {"locked", "Omega_Z"} & want:
-            Omega_Z = _rotation_rate(win.ys["Z"], window)
-            if "Omega_Z" in want:
-                out["Omega_Z"] = Omega_Z
-            if "locked" in want:
-                tol = TWO_PI / window if cfg.lock_tol is None else cfg.lock_tol
-                out["locked"] = _locked_fraction(Omega, Omega_Z, tol)
-    result = results[0]
-    for r in results[1:]:
-        result = RESULTS.where(result == RESULTS.successful, r, result)
-    out["result"] = result._value
-    return out, win.final
-
-
-def _independent_point(cfg: _Config, key, *values) -> dict:
-    params = dict(zip(cfg.names, values, strict=True))
-    model, y0 = _call_make(cfg, params)
-    seed = params.get("seed", 0)
-    out, _ = _run_point(cfg, model, y0, jax.random.fold_in(key, seed))
-    return out
-
-
-def _adiabatic_point(cfg: _Config, along: int, curve, key, *values) -> dict:
-    """One independent point; scans `curve` (the `along` axis values) up, then down."""
-    params = dict(zip(cfg.names, values, strict=True))
-    seed = params.get("seed", 0)
-    point_key = jax.random.fold_in(key, seed)
-    name = cfg.names[along]
-    _, y0 = _call_make(cfg, {**params, name: curve[0]})
-
-    def step(y, value, index):
-        model, _ = _call_make(cfg, {**params, name: value})
-        out, y_end = _run_point(cfg, model, y, jax.random.fold_in(point_key, index))
-        return y_end, out
-
-    return ramp_up_down(step, y0, curve)
-
-
-def ramp_up_down(step: Callable, y0, curve: Array):
-    """Scan `step(y, value, index) -> (y_end, out)` along `curve` and back: each value
-    starts from the previous end state; `index` counts the steps (0 .. 2 len - 1, for
-    per-step keys). Outputs gain leading axes (direction: up, down; value), the down
-    pass reordered to match `curve`."""
-    num = curve.shape[0]
-    indices = jnp.arange(num)
-
-    def body(y, xs):
-        return step(y, *xs)
-
-    y_up, up = jax.lax.scan(body, y0, (curve, indices))
-    _, down = jax.lax.scan(body, y_up, (curve[::-1], num + indices))
-    down = jax.tree_util.tree_map(lambda a: a[::-1], down)
-    return jax.tree_util.tree_map(lambda u, d: jnp.stack([u, d]), up, down)
-
-
-@functools.cache
-def _compiled(kind: str):
-    if kind == "independent":
-        fn = lambda cfg, key, *cols: jax.vmap(  # noqa: E731
-            lambda *v: _independent_point(cfg, key, *v)
-        )(*cols)
-        return jax.jit(fn, static_argnums=0)
-    fn = lambda cfg, along, curve, key, *cols: jax.vmap(  # noqa: E731
-        lambda *v: _adiabatic_point(cfg, along, curve, key, *v)
-    )(*cols)
-    return jax.jit(fn, static_argnums=(0, 1))
-
-
-# ---------------------------------------------------------------------------------
 # Public entry point
 # ---------------------------------------------------------------------------------
 
@@ -430,13 +244,13 @@ def _check_observe(observe) -> tuple[str, ...]:
     return tuple(dict.fromkeys(observe))
 
 
-def _point_bytes(cfg: _Config, state_shape, itemsize: int) -> int:
+def _point_bytes(cfg: Config, state_shape, itemsize: int) -> int:
     """Rough device memory for one point: solver stages plus what it saves."""
     state = int(np.prod(state_shape)) * itemsize
     steps = math.ceil((cfg.t1 - cfg.t_w) / cfg.dt)
     saves = steps // cfg.save_every + 2
     saved = 16 * saves
-    if "trajectory" in cfg.observe:
+    if nm.TRAJECTORY in cfg.observe:
         saved += saves * state
     return 16 * state + saved
 
@@ -479,7 +293,7 @@ def sweep(
     - `window`: duration of the final averaging window (default: the second half).
     - `observe`: reductions to store (see the module docstring): any of `"R"`,
       `"R_std"`, `"Omega"`, `"Omega_std"`, `"Omega_Z"`, `"locked"`, `"energy"`, `"R_t"`,
-      `"final"`, `"trajectory"`. Default: R, R_std, Omega, Omega_std, locked (the
+      `"energy_t"`, `"final"`, `"trajectory"`. Default: R, R_std, Omega, Omega_std, locked (the
       frequency ones only for phase models).
     - `mode`: `"independent"` (default) or `"adiabatic"`.
 
@@ -530,7 +344,7 @@ def sweep(
                 f"`along` = {along!r}: expected one of the axes {list(names)}"
                 + nearest(along, names)
             )
-        if along == "seed":
+        if along == nm.SEED:
             raise ValueError(
                 "`along` cannot be 'seed': seeds are not a parameter curve"
             )
@@ -549,7 +363,7 @@ def sweep(
     # Independent axes form the vmapped grid; in adiabatic mode `along` is scanned.
     grid_axes = [a for a in parsed if not (mode == "adiabatic" and a.name == along)]
     dtype = jnp.result_type(float)
-    cfg = _Config(
+    cfg = Config(
         make=make,
         names=names,
         t0=t0,
@@ -565,19 +379,19 @@ def sweep(
     )
     # Validate `make` and learn the state once, abstractly (no compile).
     first = {a.name: _as_jnp(a.values[0], a.name, dtype) for a in parsed}
-    model, y0 = jax.eval_shape(lambda: _call_make(cfg, first))
+    model, y0 = jax.eval_shape(lambda: call_make(cfg, first))
     phase = isinstance(model, AbstractPhaseModel)
-    bad = [o for o in observe if o in _PHASE_ONLY and not phase]
+    bad = [o for o in observe if o in PHASE_ONLY and not phase]
     if bad:
         raise ValueError(
             f"observe: {bad} need a phase model; {type(model).__name__} has "
             "vector states"
         )
-    if "energy" in observe:
+    if nm.ENERGY in observe or nm.ENERGY_T in observe:
         from ._energy import energy
 
         try:
-            jax.eval_shape(lambda: energy(*_call_make(cfg, first)))
+            jax.eval_shape(lambda: energy(*call_make(cfg, first)))
         except (TypeError, ValueError) as e:
             raise ValueError(f"observe: 'energy' is not available here: {e}") from e
     observe = tuple(o for o in observe if o in OBSERVABLES)
@@ -593,11 +407,9 @@ def sweep(
 
     index = _flat_indices(layout, grid_axes) if grid_axes else {}
     curve = None
-    along_index = None
     if mode == "adiabatic":
         along_axis = next(a for a in parsed if a.name == along)
         curve = jnp.asarray(along_axis.values, dtype=_dtype_for(along_axis, dtype))
-        along_index = names.index(along)
 
     parts = []
     starts = range(0, size, chunk_size)
@@ -607,18 +419,15 @@ def sweep(
         rows = np.concatenate(
             [np.arange(start, stop), np.full(chunk_size - (stop - start), stop - 1)]
         )
-        cols = []
+        cols = {}
         for a in parsed:
             if mode == "adiabatic" and a.name == along:
                 # Placeholder column; the scan substitutes the curve values.
-                cols.append(jnp.zeros((chunk_size,), _dtype_for(a, dtype)))
+                cols[a.name] = jnp.zeros((chunk_size,), _dtype_for(a, dtype))
             else:
                 values = a.values[index[a.name][rows]] if grid_axes else a.values[:1]
-                cols.append(_as_jnp(values, a.name, dtype))
-        if mode == "independent":
-            out = _compiled("independent")(cfg, key, *cols)
-        else:
-            out = _compiled("adiabatic")(cfg, along_index, curve, key, *cols)
+                cols[a.name] = _as_jnp(values, a.name, dtype)
+        out = batch(cfg, key, cols, along=along if mode == "adiabatic" else None, curve=curve)
         parts.append(
             jax.tree_util.tree_map(lambda x, n=stop - start: np.asarray(x)[:n], out)
         )
@@ -631,11 +440,11 @@ def sweep(
 
 
 def _dtype_for(axis: _Axis, dtype):
-    return jnp.int32 if axis.name == "seed" else dtype
+    return jnp.int32 if axis.name == nm.SEED else dtype
 
 
 def _as_jnp(values, name: str, dtype):
-    if name == "seed":
+    if name == nm.SEED:
         return jnp.asarray(values, dtype=jnp.int32)
     return jnp.asarray(values, dtype=dtype)
 
@@ -666,9 +475,9 @@ def _to_dataset(merged, parsed, grid_axes, layout, cfg, mode, along, throw, mode
         # (points, direction, along, ...) -> (direction, along, *grid, ...)
         for k, v in merged.items():
             merged[k] = np.moveaxis(np.moveaxis(v, 1, 0), 2, 1)
-        lead = ["direction", along]
+        lead = [nm.DIRECTION, along]
         lead_shape = (2, along_axis.values.shape[0])
-    result = merged.pop("result").reshape(lead_shape + shape)
+    result = merged.pop(nm.RESULT).reshape(lead_shape + shape)
     if throw and not (result == RESULTS.successful._value).all():
         flat = result.reshape(-1)
         i = int(np.argmax(flat != RESULTS.successful._value))
@@ -685,7 +494,7 @@ def _to_dataset(merged, parsed, grid_axes, layout, cfg, mode, along, throw, mode
         )
     data = {}
     state_dims = (
-        ["osc", "dim"][: y0.ndim]
+        [nm.OSC, nm.DIM][: y0.ndim]
         if y0.ndim <= 2
         else [f"axis{i}" for i in range(y0.ndim)]
     )
@@ -693,12 +502,12 @@ def _to_dataset(merged, parsed, grid_axes, layout, cfg, mode, along, throw, mode
         base = lead + dims
         value = value.reshape(lead_shape + shape + value.shape[len(lead_shape) + 1 :])
         extra = value.ndim - len(base)
-        if name in ("R_t",):
-            extra_dims = ["time"]
-        elif name == "final":
+        if name in (nm.R_T, nm.ENERGY_T):
+            extra_dims = [nm.TIME]
+        elif name == nm.FINAL:
             extra_dims = state_dims
-        elif name == "trajectory":
-            extra_dims = ["time", *state_dims]
+        elif name == nm.TRAJECTORY:
+            extra_dims = [nm.TIME, *state_dims]
         else:
             extra_dims = []
         if len(extra_dims) != extra:
@@ -708,7 +517,7 @@ def _to_dataset(merged, parsed, grid_axes, layout, cfg, mode, along, throw, mode
             base + extra_dims, value, {"units": units, "long_name": long_name}
         )
     if not throw:
-        data["result"] = xr.Variable(
+        data[nm.RESULT] = xr.Variable(
             lead + dims, result, {"long_name": "kl.RESULTS code (0 = success)"}
         )
     coords = {}
@@ -718,13 +527,17 @@ def _to_dataset(merged, parsed, grid_axes, layout, cfg, mode, along, throw, mode
         coords[dim] = (d, c)
         for name, values in extra_coords.items():
             coords[name] = (d, values)
-    if "R_t" in merged or "trajectory" in merged:
-        n_steps = math.ceil((cfg.t1 - cfg.t_w) / cfg.dt - 1e-9)
-        k = cfg.save_every
-        steps = np.arange(0, n_steps + 1, k)
-        if n_steps % k:
-            steps = np.append(steps, n_steps)
-        coords["time"] = ("time", cfg.t_w + steps * ((cfg.t1 - cfg.t_w) / n_steps))
+    if set(SERIES) & set(merged):
+        if model.sender_delays is not None:  # one run; the window on its save grid
+            times = save_times(cfg)[delayed_window_start(cfg) :]
+        else:
+            n_steps = math.ceil((cfg.t1 - cfg.t_w) / cfg.dt - 1e-9)
+            k = cfg.save_every
+            steps = np.arange(0, n_steps + 1, k)
+            if n_steps % k:
+                steps = np.append(steps, n_steps)
+            times = cfg.t_w + steps * ((cfg.t1 - cfg.t_w) / n_steps)
+        coords[nm.TIME] = (nm.TIME, times)
     ds = xr.Dataset(data, coords=coords)
     ds.attrs.update(
         mode=mode,
@@ -748,7 +561,7 @@ def _coords(parsed, layout, grid_axes, mode, along):
     by_name = {a.name: a for a in parsed}
     out = {}
     if mode == "adiabatic":
-        out["direction"] = ("direction", np.array(["up", "down"]), {})
+        out[nm.DIRECTION] = (nm.DIRECTION, np.array(["up", "down"]), {})
         a = by_name[along]
         out[along] = (along, a.coord, {})
     if grid_axes:

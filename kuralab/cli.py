@@ -88,7 +88,8 @@ def _output_path(path: str | None) -> Path | None:
 
 
 def _cmd_validate(args) -> int:
-    from ._spec import SpecError, load_spec
+    from ._study.parse import load_spec
+    from ._study.spec import SpecError
 
     try:
         spec = load_spec(args.study)
@@ -101,7 +102,8 @@ def _cmd_validate(args) -> int:
 def _cmd_run(args) -> int:
     import time
 
-    from ._spec import SpecError, _read_spec
+    from ._study.parse import _read_spec
+    from ._study.spec import SpecError
 
     try:
         spec, text = _read_spec(args.study)
@@ -110,8 +112,8 @@ def _cmd_run(args) -> int:
     out = _output_path(args.out)
 
     from ._integrate import SimulationError
-    from ._runner import ChunkError, ChunkStoreError, ClusterError, chunk_dir
-    from .study import run_study
+    from ._study.run import ChunkError, ClusterError, run_study
+    from ._study.store import ChunkStoreError, chunk_dir
 
     start = time.perf_counter()
     try:
@@ -200,7 +202,7 @@ def _versions() -> list[tuple[str, str]]:
 
 
 def _cmd_info(args) -> int:
-    from .study import compile_cache_dir
+    from ._study.run import compile_cache_dir
 
     for name, version in _versions():
         print(f"{name:<12}{version}")

@@ -296,21 +296,22 @@ def test_run_unreachable_scheduler_fails_fast(tmp_path, capsys):
 
 
 def test_run_interrupted_then_resumed(tmp_path, monkeypatch, capsys):
-    import kuralab.study as study
+    from kuralab._study import plan
+    from kuralab._study import run as study_run
 
     # Two chunks of 2 points; Ctrl-C while the second is in flight.
     spec = tmp_path / "tiny.toml"
     spec.write_text(TINY + "\n[output]\nchunk_size = 2\n")
     out = tmp_path / "out.nc"
-    real = study.run_chunk
+    real = plan.run_chunk
 
     def interrupted(spec, grid, where):
         if where.start:
             raise KeyboardInterrupt
         return real(spec, grid, where)
 
-    monkeypatch.setattr(study, "enable_compile_cache", lambda *a, **k: None)
-    monkeypatch.setattr(study, "run_chunk", interrupted)
+    monkeypatch.setattr(study_run, "enable_compile_cache", lambda *a, **k: None)
+    monkeypatch.setattr(plan, "run_chunk", interrupted)
     args = ["run", str(spec), "--out", str(out), "-q"]
     assert main(args) == 130
     assert_one_error_line(
@@ -318,7 +319,7 @@ def test_run_interrupted_then_resumed(tmp_path, monkeypatch, capsys):
     )
     assert not out.exists()
 
-    monkeypatch.setattr(study, "run_chunk", real)
+    monkeypatch.setattr(plan, "run_chunk", real)
     assert main(args) == 2  # finished chunks are never thrown away silently
     assert_one_error_line(
         capsys.readouterr().err, "1 of 2 finished chunks", "pass --resume"

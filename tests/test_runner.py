@@ -15,7 +15,8 @@ import pytest
 import xarray as xr
 
 import kuralab as kl
-from kuralab import _runner, study
+from kuralab._study import plan, store
+from kuralab._study import run as study_run
 from kuralab.cli import main
 from kuralab.study import (
     ChunkError,
@@ -79,7 +80,7 @@ def data(ds: xr.Dataset) -> xr.Dataset:
 
 
 def chunk_files(out: pathlib.Path) -> list[str]:
-    return sorted(p.name for p in _runner.chunk_dir(out).glob("chunk-*.nc"))
+    return sorted(p.name for p in store.chunk_dir(out).glob("chunk-*.nc"))
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +114,7 @@ def no_cache(monkeypatch, cache):
     """In-process `main(["run", ...])` must not point this test process's JAX at a
     persistent cache; Dask workers and subprocesses (inheriting the environment) use
     the module's."""
-    monkeypatch.setattr(study, "enable_compile_cache", lambda *a, **k: None)
+    monkeypatch.setattr(study_run, "enable_compile_cache", lambda *a, **k: None)
     monkeypatch.setenv("KURALAB_CACHE_DIR", str(cache))
 
 
@@ -147,8 +148,8 @@ def test_chunk_file_round_trip_is_bit_exact(tmp_path):
         "nan": np.array([np.nan, -np.inf, 0.0, -0.0, 1e-45], dtype=np.float32),
     }
     path = tmp_path / "c.nc"
-    _runner._write_chunk(path, arrays, {"kuralab_chunk": 0})
-    back, attrs = _runner._read_chunk(path)
+    store._write_chunk(path, arrays, {"kuralab_chunk": 0})
+    back, attrs = store._read_chunk(path)
     assert attrs["kuralab_chunk"] == 0
     assert back.keys() == arrays.keys()
     for name, value in arrays.items():
@@ -164,14 +165,14 @@ def test_chunk_file_round_trip_is_bit_exact(tmp_path):
 
 def test_each_chunk_is_persisted_before_the_next(tmp_path, monkeypatch, reference):
     out = tmp_path / "out.nc"
-    real = study.run_chunk
+    real = plan.run_chunk
     seen = []
 
     def spy(spec, grid, where):
         seen.append(chunk_files(out))
         return real(spec, grid, where)
 
-    monkeypatch.setattr(study, "run_chunk", spy)
+    monkeypatch.setattr(plan, "run_chunk", spy)
     ds = run(out)
     assert [len(files) for files in seen] == list(range(CHUNKS))
     assert seen[-1] == [f"chunk-0000{i}-of-00003.nc" for i in range(CHUNKS - 1)]
@@ -191,24 +192,24 @@ def test_manifest(tmp_path, monkeypatch):
     def stop(spec, grid, where):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(study, "run_chunk", stop)
+    monkeypatch.setattr(plan, "run_chunk", stop)
     with pytest.raises(KeyboardInterrupt):
         run(out)
     # Nothing finished: nothing left behind.
     assert list(tmp_path.iterdir()) == []
 
     spec = parse_spec(SPEC)
-    identity = _runner._identity(spec, 8, study._chunks(study._grid(spec), 3))
+    identity = store._identity(spec, 8, plan.chunks(plan.grid(spec), 3))
     assert identity["points"] == 8 and identity["chunks"] == 3
     assert identity["chunk_size"] == 3 and identity["dtype"] == "float32"
     assert identity["spec"] == spec.to_toml()
     json.dumps(identity)  # the manifest is JSON
     changed = parse_spec(SPEC.replace("t1 = 2.0", "t1 = 3.0"))
-    other = _runner._identity(changed, 8, study._chunks(study._grid(changed), 3))
+    other = store._identity(changed, 8, plan.chunks(plan.grid(changed), 3))
     assert other["spec_sha256"] != identity["spec_sha256"]
-    why = _runner._difference(identity, other)
+    why = store._difference(identity, other)
     assert why == "a different spec: [solve] t1 = 3.0 here, t1 = 2.0 in the chunks"
-    assert _runner._difference(identity, dict(identity)) is None
+    assert store._difference(identity, dict(identity)) is None
 
 
 def test_final_write_is_atomic_and_resume_reuses_every_chunk(
@@ -240,7 +241,7 @@ def test_final_write_is_atomic_and_resume_reuses_every_chunk(
     def never(*args):
         raise AssertionError("a finished chunk ran again")
 
-    monkeypatch.setattr(study, "run_chunk", never)
+    monkeypatch.setattr(plan, "run_chunk", never)
     ds = run(out, resume=True)
     xr.testing.assert_identical(data(ds), data(reference))
     assert [p.name for p in tmp_path.iterdir()] == ["out.nc"]
@@ -248,7 +249,7 @@ def test_final_write_is_atomic_and_resume_reuses_every_chunk(
 
 def test_resume_repairs_and_cleans(tmp_path, monkeypatch, reference, capsys):
     out = tmp_path / "out.nc"
-    real = study.run_chunk
+    real = plan.run_chunk
     calls = []
 
     def third_fails(spec, grid, where):
@@ -257,10 +258,10 @@ def test_resume_repairs_and_cleans(tmp_path, monkeypatch, reference, capsys):
             raise KeyboardInterrupt  # killed while chunk 3 is in flight
         return real(spec, grid, where)
 
-    monkeypatch.setattr(study, "run_chunk", third_fails)
+    monkeypatch.setattr(plan, "run_chunk", third_fails)
     with pytest.raises(KeyboardInterrupt):
         run(out)
-    directory = _runner.chunk_dir(out)
+    directory = store.chunk_dir(out)
     assert chunk_files(out) == ["chunk-00000-of-00003.nc", "chunk-00001-of-00003.nc"]
     # What a SIGKILL during a write would leave, and a damaged chunk file.
     (directory / ".chunk-00002-of-00003.nc.tmp-1-abcd").write_bytes(b"CDF")
@@ -268,7 +269,7 @@ def test_resume_repairs_and_cleans(tmp_path, monkeypatch, reference, capsys):
     (directory / "chunk-00001-of-00003.nc").write_bytes(b"not netCDF")
 
     calls.clear()
-    monkeypatch.setattr(study, "run_chunk", real)
+    monkeypatch.setattr(plan, "run_chunk", real)
     ds = run(out, resume=True, progress=True)
     xr.testing.assert_identical(data(ds), data(reference))
     assert [p.name for p in tmp_path.iterdir()] == ["out.nc"]
@@ -282,14 +283,14 @@ def test_resume_repairs_and_cleans(tmp_path, monkeypatch, reference, capsys):
 
 def test_resume_with_a_changed_spec_fails(tmp_path, monkeypatch):
     out = tmp_path / "out.nc"
-    real = study.run_chunk
+    real = plan.run_chunk
 
     def first_only(spec, grid, where):
         if where.start:
             raise KeyboardInterrupt
         return real(spec, grid, where)
 
-    monkeypatch.setattr(study, "run_chunk", first_only)
+    monkeypatch.setattr(plan, "run_chunk", first_only)
     with pytest.raises(KeyboardInterrupt):
         run(out)
     monkeypatch.undo()
@@ -313,7 +314,7 @@ def test_resume_with_nothing_to_resume_runs(tmp_path, reference):
 
 def test_a_foreign_directory_is_left_alone(tmp_path):
     out = tmp_path / "out.nc"
-    directory = _runner.chunk_dir(out)
+    directory = store.chunk_dir(out)
     directory.mkdir()
     (directory / "notes.txt").write_text("mine")
     with pytest.raises(ChunkStoreError, match="not a kuralab chunk directory"):
@@ -324,7 +325,7 @@ def test_a_foreign_directory_is_left_alone(tmp_path):
 def test_a_directory_in_use_is_refused(tmp_path):
     fcntl = pytest.importorskip("fcntl")
     out = tmp_path / "out.nc"
-    directory = _runner.chunk_dir(out)
+    directory = store.chunk_dir(out)
     directory.mkdir()
     with open(directory / "lock", "w") as f:
         f.write("12345")
@@ -346,7 +347,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_result(
     out = tmp_path / "out.nc"
     env = dict(os.environ)
     # Test hook: sleep 1 s before each chunk, so the kill lands mid-run.
-    env[_runner.DELAY_ENV] = "1.0"
+    env[study_run.DELAY_ENV] = "1.0"
     proc = subprocess.Popen(
         [sys.executable, "-m", "kuralab.cli", "run", str(spec), "--out", str(out)],
         cwd=tmp_path,
@@ -354,7 +355,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_result(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    first = _runner.chunk_dir(out) / "chunk-00000-of-00003.nc"
+    first = store.chunk_dir(out) / "chunk-00000-of-00003.nc"
     deadline = time.monotonic() + 120
     while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -368,12 +369,12 @@ def test_sigkill_then_resume_gives_the_uninterrupted_result(
     assert finished and len(finished) < CHUNKS, finished
     assert not out.exists()
     spec_ = parse_spec(SPEC)
-    grid = study._grid(spec_)
-    chunks = study._chunks(grid, 3)
+    grid = plan.grid(spec_)
+    chunks = plan.chunks(grid, 3)
     for name in finished:
         i = int(name.split("-")[1])
-        arrays, _ = _runner._read_chunk(_runner.chunk_dir(out) / name)
-        expected = study.run_chunk(spec_, grid, chunks[i])
+        arrays, _ = store._read_chunk(store.chunk_dir(out) / name)
+        expected = plan.run_chunk(spec_, grid, chunks[i])
         assert arrays.keys() == expected.keys()
         for key in arrays:
             assert arrays[key].tobytes() == expected[key].tobytes(), key
@@ -393,7 +394,7 @@ def test_dask_workers_give_identical_data(tmp_path, reference, no_cache, capsys)
     out = tmp_path / "dask.nc"
     assert main(["run", str(spec), "--out", str(out), "--workers", "2"]) == 0
     xr.testing.assert_identical(data(kl.io.load(out)), data(reference))
-    assert not _runner.chunk_dir(out).exists()
+    assert not store.chunk_dir(out).exists()
     err = capsys.readouterr().err
     assert err.count("[runner] chunk ") == CHUNKS, err
 
@@ -416,7 +417,7 @@ def _failing_task(spec, start, stop, *args):
     return _real_task(spec, start, stop, *args)
 
 
-_real_task = _runner._run_chunk_task
+_real_task = study_run._run_chunk_task
 
 
 def test_dask_scheduler_failure_and_resume(tmp_path, reference, cluster, monkeypatch):
@@ -426,7 +427,7 @@ def test_dask_scheduler_failure_and_resume(tmp_path, reference, cluster, monkeyp
 
     # A chunk failing on a worker: one line, the finished chunks kept.
     other = tmp_path / "other.nc"
-    monkeypatch.setattr(_runner, "_run_chunk_task", _failing_task)
+    monkeypatch.setattr(study_run, "_run_chunk_task", _failing_task)
     with pytest.raises(ChunkError) as info:
         run(other, scheduler=cluster.scheduler_address)
     message = str(info.value)

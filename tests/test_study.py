@@ -541,9 +541,9 @@ def test_unrepresentable_value_fails_before_running(tmp_path):
 
 
 def test_failed_simulation_writes_nothing(tmp_path, monkeypatch):
-    import kuralab.study as study
+    from kuralab._study import plan
 
-    real = study.run_chunk
+    real = plan.run_chunk
 
     def failing(spec, grid, where):
         out = real(spec, grid, where)
@@ -551,7 +551,7 @@ def test_failed_simulation_writes_nothing(tmp_path, monkeypatch):
         out["result"][-1] = kl.RESULTS.nonfinite_state._value
         return out
 
-    monkeypatch.setattr(study, "run_chunk", failing)
+    monkeypatch.setattr(plan, "run_chunk", failing)
     path = tmp_path / "fail.nc"
     with pytest.raises(
         kl.SimulationError, match=r"2 of 4 simulations failed.*seed = 0.*non-finite"
@@ -646,16 +646,20 @@ def test_noise_key_is_separate_from_the_phase_key():
     """A seed's Brownian key is neither its frequency key nor its phase key, and adding
     noise leaves the frequencies and initial phases of a seed unchanged."""
 
-    from kuralab.study import _config, _draw, _noise_key
+    from kuralab._study.plan import NOISE_KEY, point_model
+    from kuralab._sweep_kernel import point_key, segment_key
 
-    noisy = _config(parse_spec(NOISY_FIXED))
-    plain = _config(parse_spec(edit("[model.noise]\nD = 0.25\n\n", "", NOISY_FIXED)))
+    noisy = point_model(parse_spec(NOISY_FIXED))
+    plain = point_model(parse_spec(edit("[model.noise]\nD = 0.25\n\n", "", NOISY_FIXED)))
     assert noisy.noisy and not plain.noisy
     for seed in (0, 1, 7):
         split = jax.random.split(jax.random.key(seed))
-        keys = [jax.random.key_data(k).tolist() for k in (*split, _noise_key(seed))]
-        assert keys[2] not in keys[:2]
-        for a, b in zip(_draw(noisy, seed), _draw(plain, seed), strict=True):
+        # The Brownian keys of the point's transient and window (kl.sweep's kernel).
+        point = point_key(jax.random.key(NOISE_KEY), seed)
+        noise = [segment_key(point, s) for s in (0, 1)]
+        keys = [jax.random.key_data(k).tolist() for k in (*split, *noise)]
+        assert keys[2] not in keys[:2] and keys[3] not in keys[:2]
+        for a, b in zip(noisy.draw(seed), plain.draw(seed), strict=True):
             np.testing.assert_array_equal(a, b)
 
 
@@ -813,10 +817,10 @@ def test_adiabatic_study_replays_as_a_chain_of_simulations(tmp_path):
     assert ds["R"].dims == ("direction", "K", "seed")
     assert list(ds["direction"].values) == ["up", "down"]
     assert ds.attrs["mode"] == "adiabatic" and ds.attrs["along"] == "K"
-    from kuralab.study import _config, _draw
+    from kuralab._study.plan import point_model
 
     # The seed's frequencies and initial phases, drawn as the study draws them.
-    omega, theta = _draw(_config(parse_spec(TINY_RAMP)), 0)
+    omega, theta = point_model(parse_spec(TINY_RAMP)).draw(0)
     for direction, Ks in (("up", [1.5, 0.2]), ("down", [0.2, 1.5])):
         for K in Ks:
             model = kl.Kuramoto(omega, kl.MeanField(K), lag=0.3)
@@ -1082,22 +1086,22 @@ def test_sphere_dim2_is_the_phase_model(tmp_path):
     frequencies are the phase model's, and E(t) = kl.energy = -N K R^2 / 2."""
     import jax.numpy as jnp
 
-    from kuralab.study import _config, _draw
+    from kuralab._study.plan import point_model
 
     ds = _run(TINY_SPHERE, tmp_path / "s2.nc")
-    assert ds["R"].dims == ("K", "seed") and ds["E_t"].dims == ("K", "seed", "time")
+    assert ds["R"].dims == ("K", "seed") and ds["energy_t"].dims == ("K", "seed", "time")
     assert ds.attrs["model"] == "sphere" and ds.attrs["dim"] == 2
     assert ds.attrs["rotation"] == "all_planes" and ds.attrs["stimulus"] == "none"
     assert "lag" not in ds.attrs and "initial_spread" not in ds.attrs
-    for name in ("E", "E_t"):
+    for name in ("energy", "energy_t"):
         assert ds[name].attrs["units"] and ds[name].attrs["long_name"]
-    cfg = _config(parse_spec(TINY_SPHERE))
-    phase = _config(parse_spec(TINY.replace("n = 64", "n = 16")))
+    cfg = point_model(parse_spec(TINY_SPHERE))
+    phase = point_model(parse_spec(TINY.replace("n = 64", "n = 16")))
     for seed in (0, 1):
-        omega, x0 = _draw(cfg, seed)
+        omega, x0 = cfg.draw(seed)
         assert x0.shape == (16, 2)
         np.testing.assert_allclose(jnp.linalg.norm(x0, axis=-1), 1.0, atol=1e-6)
-        np.testing.assert_array_equal(omega, _draw(phase, seed)[0])
+        np.testing.assert_array_equal(omega, phase.draw(seed)[0])
         theta0 = jnp.arctan2(x0[:, 1], x0[:, 0])
         for K in (0.5, 3.0):
             model = kl.Kuramoto(omega, kl.MeanField(K))
@@ -1108,7 +1112,7 @@ def test_sphere_dim2_is_the_phase_model(tmp_path):
             got = ds.sel(K=K, seed=seed)
             np.testing.assert_allclose(got["R_t"], R_t, atol=1e-4)
             E_t = [kl.energy(model, theta) for theta in traj.ys[::5]]
-            np.testing.assert_allclose(got["E_t"][::5], E_t, rtol=1e-3, atol=1e-3)
+            np.testing.assert_allclose(got["energy_t"][::5], E_t, rtol=1e-3, atol=1e-3)
     assert np.all((ds["R"].values >= 0) & (ds["R"].values <= 1))
     # K = 3 > K_c = 1: synchronised (R = sqrt(1 - 2 gamma / K) = 0.82 as N -> inf).
     assert float(ds["R"].sel(K=3.0).min()) > max(0.7, float(ds["R"].sel(K=0.5).max()))
@@ -1137,7 +1141,7 @@ def test_sphere_gradient_flow_synchronises_with_non_increasing_energy(tmp_path):
         )
         got = ds.sel(h=h, seed=0)
         E_t = np.array([kl.energy(model, xt) for xt in got["x"].values])
-        np.testing.assert_allclose(got["E_t"], E_t, rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(got["energy_t"], E_t, rtol=1e-5, atol=1e-4)
         assert np.all(np.diff(E_t) <= 1e-4 * 12), np.diff(E_t).max()
         assert E_t[-1] < E_t[0] - 1.0
         assert float(got["R_t"][-1]) > 0.999
@@ -1152,12 +1156,12 @@ def test_sphere_adiabatic_ramp_over_sizes(tmp_path):
     previous final vectors (replayed with kl.SphereKuramoto and kl.simulate)."""
     ds = _run(SPHERE_RAMP, tmp_path / "ramp.nc")
     assert ds["R"].dims == ("direction", "K", "n", "seed")
-    assert ds["E_t"].dims == ("direction", "K", "n", "seed", "time")
+    assert ds["energy_t"].dims == ("direction", "K", "n", "seed", "time")
     np.testing.assert_array_equal(ds["n"], [6])
     assert np.all((ds["R_t"].values >= 0) & (ds["R_t"].values <= 1 + 1e-6))
-    from kuralab.study import _config, _draw
+    from kuralab._study.plan import point_model
 
-    omega, x = _draw(_config(parse_spec(SPHERE_RAMP), n=6), 0)
+    omega, x = point_model(parse_spec(SPHERE_RAMP), n=6).draw(0)
     rates = np.stack([omega, omega], axis=-1)  # both planes turn at omega_i
     for direction, Ks in (("up", [0.4, 2.0]), ("down", [2.0, 0.4])):
         for K in Ks:
@@ -1170,7 +1174,7 @@ def test_sphere_adiabatic_ramp_over_sizes(tmp_path):
                 got["R_t"], np.linalg.norm(m, axis=-1), atol=1e-5
             )
             E_t = -0.5 * 6 * K * np.sum(m**2, axis=-1)  # kl.energy, mean field
-            np.testing.assert_allclose(got["E_t"], E_t, rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(got["energy_t"], E_t, rtol=1e-4, atol=1e-5)
 
 
 def test_sphere_study_is_the_documented_experiment():

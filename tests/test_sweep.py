@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import kuralab as kl
-from kuralab._sweep import _compiled
+from kuralab._sweep_kernel import _jitted as _compiled
 
 N = 64
 T1, DT = 20.0, 0.1
