@@ -265,3 +265,117 @@ def test_bad_saveat():
         kl.SaveAt(every=2, final=True)
     with pytest.raises(ValueError, match="positive int"):
         kl.SaveAt(every=0)
+
+
+# ---------------------------------------------------------------------------------
+# burn_in (truncated backpropagation, window-only saves) and adjoints
+# ---------------------------------------------------------------------------------
+
+
+def _burn_model(K=1.5, delays=None, noise=None, n=8):
+    omega = jnp.linspace(-0.5, 0.5, n)
+    return kl.Kuramoto(omega, kl.MeanField(K), delays=delays, noise=noise)
+
+
+@pytest.mark.parametrize(
+    "kind", ["plain", "kuranet_delays", "physical_delays", "noise_tree"]
+)
+def test_burn_in_saves_the_window_of_the_full_run(kind):
+    extra, kw = {}, dict(solver="euler")
+    if kind == "kuranet_delays":
+        extra["delays"] = kl.Delays(jnp.arange(8) % 4, convention="kuranet")
+    elif kind == "physical_delays":
+        extra["delays"] = kl.Delays(0.35)
+        kw = dict(solver="rk4")
+    elif kind == "noise_tree":
+        extra["noise"] = kl.Noise(0.05)
+        kw = dict(solver="euler", key=jax.random.key(3))
+    model = _burn_model(**extra)
+    y0 = jnp.linspace(-3.0, 3.0, 8)
+    full = kl.simulate(model, y0, t1=3.0, dt=0.1, **kw)
+    win = kl.simulate(model, y0, t1=3.0, dt=0.1, burn_in=2.0, **kw)
+    # saves start one step after the burn-in: no duplicate of its end state
+    np.testing.assert_allclose(win.ts, full.ts[21:], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(win.ys, full.ys[21:], rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(win.turns, full.turns[21:])
+    assert win.burn_in == 2.0 and win.t0 == 0.0
+
+
+def test_burn_in_truncates_the_gradient():
+    y0 = jnp.linspace(-3.0, 3.0, 8)
+    R = lambda t, th: jnp.abs(kl.order_parameter(th))  # noqa: E731
+
+    def window_loss(K):
+        traj = kl.simulate(_burn_model(K), y0, t1=3.0, dt=0.1, solver="euler",
+                           burn_in=2.0, saveat=kl.SaveAt(every=1, fn=R))
+        return jnp.mean(1 - traj.ys)
+
+    def by_hand(K):  # two calls with an explicit stop_gradient in between
+        warm = kl.simulate(_burn_model(K), y0, t1=2.0, dt=0.1, solver="euler",
+                           saveat=kl.SaveAt(final=True))
+        th = jax.lax.stop_gradient(warm.final + 2 * jnp.pi * warm.final_turns)
+        traj = kl.simulate(_burn_model(K), th, t0=2.0, t1=3.0, dt=0.1, solver="euler",
+                           saveat=kl.SaveAt(every=1, fn=R))
+        return jnp.mean(1 - traj.ys[1:])  # drop the duplicate of t = 2
+
+    assert window_loss(1.5).shape == ()
+    np.testing.assert_allclose(window_loss(1.5), by_hand(1.5), rtol=1e-5)
+    np.testing.assert_allclose(jax.grad(window_loss)(1.5), jax.grad(by_hand)(1.5),
+                               rtol=1e-4)
+
+    def untruncated(K):
+        traj = kl.simulate(_burn_model(K), y0, t1=3.0, dt=0.1, solver="euler",
+                           saveat=kl.SaveAt(every=1, fn=R))
+        return jnp.mean(1 - traj.ys[21:])
+
+    # the untruncated gradient differs: the burn-in's dependence on K is cut
+    assert abs(float(jax.grad(untruncated)(1.5) - jax.grad(window_loss)(1.5))) > 1e-4
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(burn_in=-1.0), r"`burn_in` must be in \[0, t1 - t0\)"),
+        (dict(burn_in=1.0), r"`burn_in` must be in \[0, t1 - t0\)"),
+        (dict(burn_in=0.25), r"`burn_in` must be a whole number of steps"),
+        (dict(burn_in=0.5, saveat=kl.SaveAt(ts=jnp.array([0.2, 0.8]))),
+         r"within \[t0 \+ burn_in, t1\]"),
+        (dict(burn_in=0.5, solver="dopri5",
+              stepsize_controller=dfx.PIDController(rtol=1e-3, atol=1e-3)),
+         r"`burn_in` needs a fixed step"),
+        (dict(adjoint=dfx.BacksolveAdjoint()),
+         r"adjoint=BacksolveAdjoint\(\) is not supported.*RecursiveCheckpointAdjoint"),
+    ],
+)
+def test_bad_burn_in_and_adjoint(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        kl.simulate(_burn_model(), jnp.zeros(8), t1=1.0, dt=0.1, **kwargs)
+
+
+def test_direct_adjoint_matches_the_default_gradient():
+    def loss(K, adjoint):
+        traj = kl.simulate(_burn_model(K), jnp.linspace(-1, 1, 8), t1=2.0, dt=0.1,
+                           saveat=kl.SaveAt(final=True), adjoint=adjoint)
+        return jnp.sum(jnp.cos(traj.final))
+
+    g_default = jax.grad(lambda K: loss(K, None))(1.5)
+    g_direct = jax.grad(lambda K: loss(K, dfx.DirectAdjoint()))(1.5)
+    np.testing.assert_allclose(g_direct, g_default, rtol=1e-5)
+    assert abs(float(g_default)) > 1e-3
+
+
+def test_reverse_mode_through_increments_names_the_problem():
+    def loss(K):
+        model = _burn_model(K, noise=kl.Noise(0.05))
+        traj = kl.simulate(model, jnp.linspace(-1, 1, 8), t1=1.0, dt=0.1,
+                           key=jax.random.key(0), brownian="increments",
+                           saveat=kl.SaveAt(final=True))
+        return jnp.sum(jnp.cos(traj.final))
+
+    with pytest.raises(ValueError, match=r"reverse-mode .*brownian='increments'.*"
+                       r"brownian='tree'"):
+        jax.grad(loss)(1.5)
+    # forward mode still works and agrees with a central difference
+    _, tangent = jax.jvp(loss, (1.5,), (1.0,))
+    fd = (loss(1.5 + 1e-2) - loss(1.5 - 1e-2)) / 2e-2
+    np.testing.assert_allclose(tangent, fd, rtol=2e-2, atol=1e-3)
