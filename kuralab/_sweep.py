@@ -244,13 +244,15 @@ def _check_observe(observe) -> tuple[str, ...]:
     return tuple(dict.fromkeys(observe))
 
 
-def _point_bytes(cfg: Config, state_shape, itemsize: int) -> int:
-    """Rough device memory for one point: solver stages plus what it saves."""
+def _point_bytes(cfg: Config, state_shape, itemsize: int, delayed: bool) -> int:
+    """Rough device memory for one point: solver stages plus what it saves (a model
+    with delays saves its states over the whole run, see `_sweep_kernel.run_point`)."""
     state = int(np.prod(state_shape)) * itemsize
-    steps = math.ceil((cfg.t1 - cfg.t_w) / cfg.dt)
+    start = cfg.t0 if delayed else cfg.t_w
+    steps = math.ceil((cfg.t1 - start) / cfg.dt)
     saves = steps // cfg.save_every + 2
     saved = 16 * saves
-    if nm.TRAJECTORY in cfg.observe:
+    if delayed or nm.TRAJECTORY in cfg.observe:
         saved += saves * state
     return 16 * state + saved
 
@@ -398,7 +400,8 @@ def sweep(
 
     layout = _layout(grid_axes, zip) if grid_axes else _Layout((), ())
     size = layout.size if grid_axes else 1
-    per_point = _point_bytes(cfg, y0.shape, np.dtype(dtype).itemsize)
+    delayed = model.sender_delays is not None
+    per_point = _point_bytes(cfg, y0.shape, np.dtype(dtype).itemsize, delayed)
     if mode == "adiabatic":
         per_point *= 2
     if chunk_size is None:
