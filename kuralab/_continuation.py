@@ -56,9 +56,9 @@ from collections.abc import Callable
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
-from jaxtyping import Array, ArrayLike
 
 from . import _names as names
+from ._custom_types import PhasesLike, Scalar
 from ._locked_state import (
     LockedState as LockedState,
     _as_number,
@@ -124,8 +124,8 @@ def _locate_fold(solve: _Solver, X, t, s, g_end) -> _Point | None:
 
 
 def continuation(
-    make_model: Callable[[Array], Kuramoto],
-    phi0: ArrayLike,
+    make_model: Callable[[Scalar], Kuramoto],
+    phi0: PhasesLike,
     *,
     p0: float,
     ds: float,

@@ -11,9 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import TYPE_CHECKING
 
 import jax
 import numpy as np
+
+from ._custom_types import GridLike, Key, SeedSweepLike
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["METHODS", "CriticalCouplingEstimate", "estimate_critical_coupling"]
 
@@ -115,16 +121,16 @@ class CriticalCouplingEstimate:
 
 
 def estimate_critical_coupling(
-    R,
-    K=None,
+    R: xr.Dataset | xr.DataArray | SeedSweepLike,
+    K: GridLike | None = None,
     *,
     n: int | None = None,
-    R_std=None,
+    R_std: xr.DataArray | SeedSweepLike | None = None,
     method: str = "onset",
     window: tuple[float, float] | None = None,
     theory: float | None = None,
     num_bootstrap: int = 1000,
-    key=0,
+    key: Key | int = 0,
 ) -> CriticalCouplingEstimate:
     r"""Estimate the critical coupling $K_c$ from a sweep of the order parameter.
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
 import equinox as eqx
 import jax
@@ -15,6 +15,7 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, ArrayLike
 
+from ._custom_types import GridLike
 from ._misc import is_concrete, nearest
 
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
@@ -87,9 +88,13 @@ class Tabulated(NamedTuple):
     cannot be traced or differentiated through; $K$ and `scale` can.
     """
 
-    omega: ArrayLike
-    density: ArrayLike
+    omega: GridLike
+    density: GridLike
 
+
+#: What `kl.theory` accepts as a frequency density: a name of `DISTRIBUTIONS` (or
+#: `"identical"` where noise is named), a `Tabulated` table or a callable `g(omega)`.
+Distribution: TypeAlias = str | Tabulated | Callable[[Array], Array]
 
 #: Relative tolerance of the symmetry, monotonicity and normalisation checks on a
 #: tabulated or callable density.

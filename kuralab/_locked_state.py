@@ -50,8 +50,8 @@ import jax.numpy as jnp
 import lineax as lx
 import numpy as np
 import optimistix as optx
-from jaxtyping import ArrayLike
 
+from ._custom_types import PhasesLike
 from ._models.kuramoto import Kuramoto
 from ._schedules import AbstractSchedule
 
@@ -292,7 +292,7 @@ class LockedState(NamedTuple):
 
 def locked_state(
     model: Kuramoto,
-    phi_guess: ArrayLike,
+    phi_guess: PhasesLike,
     *,
     tol: float | None = None,
     max_steps: int = 50,

@@ -12,16 +12,29 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import TYPE_CHECKING
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike
+from jaxtyping import Array
 
 from ._coupling import AbstractCoupling
+from ._custom_types import (
+    BatchPhasesLike,
+    ComplexArray,
+    CouplingMatrix,
+    Labels,
+    PhaseSeriesLike,
+    RealArray,
+    TimesLike,
+)
 from ._fastmath import sincos
 from ._misc import TWO_PI, is_concrete, wrap_phase
+
+if TYPE_CHECKING:
+    from ._integrate import Trajectory
 
 # ---------------------------------------------------------------------------------
 # Helpers
@@ -85,7 +98,7 @@ def _check_moment(moment) -> int:
 # ---------------------------------------------------------------------------------
 
 
-def order_parameter(theta: ArrayLike, moment: int = 1) -> Array:
+def order_parameter(theta: BatchPhasesLike, moment: int = 1) -> ComplexArray:
     r"""The complex (Kuramoto--Daido) order parameter.
 
     $$Z_g = \frac{1}{N}\sum_{j=1}^{N} e^{i g \theta_j}, \qquad R = |Z_1|,\quad
@@ -128,7 +141,7 @@ def _circular_variance(theta):
     return 1.0 - _safe_abs(jnp.mean(_phasor(theta), axis=-1))
 
 
-def circular_variance(theta: ArrayLike) -> Array:
+def circular_variance(theta: BatchPhasesLike) -> RealArray:
     r"""Circular variance $V = 1 - R = 1 - |Z_1|$ (KuraNet's convention, not $1 - R^2$).
 
     $V = 0$ for perfect synchrony and $V \approx 1$ for incoherence.
@@ -231,8 +244,8 @@ def _splay_sum(sums, present, num_clusters):
 
 
 def cluster_order(
-    theta: ArrayLike, labels: ArrayLike, num_clusters: int | None = None
-) -> Array:
+    theta: BatchPhasesLike, labels: Labels, num_clusters: int | None = None
+) -> RealArray:
     r"""Cluster-synchrony loss of KuraNet (eqs. 5--6), normalised to $[0, 1]$.
 
     For the $k$ non-empty groups $l$ with order parameters
@@ -298,8 +311,8 @@ def _cluster_order(theta, labels, num_clusters):
 
 
 def splay(
-    theta: ArrayLike, labels: ArrayLike, num_clusters: int | None = None
-) -> Array:
+    theta: BatchPhasesLike, labels: Labels, num_clusters: int | None = None
+) -> RealArray:
     r"""How far the group mean phases are from a splay state, normalised to $[0, 1]$.
 
     $$\frac{S}{S_{\max}},\qquad S = \sum_{g=1}^{\lfloor k/2 \rfloor}
@@ -337,7 +350,9 @@ def _splay(theta, labels, num_clusters):
 # ---------------------------------------------------------------------------------
 
 
-def local_order(theta: ArrayLike, kernel: AbstractCoupling | ArrayLike) -> Array:
+def local_order(
+    theta: BatchPhasesLike, kernel: AbstractCoupling | CouplingMatrix
+) -> ComplexArray:
     r"""Local (neighbourhood) complex order parameter, weighted by a coupling kernel.
 
     $$Z_i = \frac{\sum_j w_{ij}\, e^{i\theta_j}}{\sum_j w_{ij}}$$
@@ -403,7 +418,12 @@ def _local_order(theta, kernel):
 # ---------------------------------------------------------------------------------
 
 
-def effective_frequencies(traj_or_theta, ts: ArrayLike | None = None, *, window=None):
+def effective_frequencies(
+    traj_or_theta: Trajectory | PhaseSeriesLike,
+    ts: TimesLike | None = None,
+    *,
+    window: float | None = None,
+) -> RealArray:
     r"""Mean angular velocities over a final time window, from unwrapped phases.
 
     $$\Omega_i = \frac{\theta_i(t_b) - \theta_i(t_a)}{t_b - t_a}$$

@@ -6,9 +6,8 @@ import math
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array
 
-from ._custom_types import Key
+from ._custom_types import Frequencies, Key, Phases
 from ._misc import nearest
 
 DISTRIBUTIONS = ("lorentzian", "gaussian", "uniform")
@@ -19,7 +18,9 @@ def _quantile_fn(distribution: str, loc, scale):
     if distribution == "lorentzian":
         return lambda u: loc + scale * jnp.tan(jnp.pi * (u - 0.5))
     if distribution == "gaussian":
-        return lambda u: loc + scale * math.sqrt(2.0) * jax.scipy.special.erfinv(2 * u - 1)
+        return lambda u: (
+            loc + scale * math.sqrt(2.0) * jax.scipy.special.erfinv(2 * u - 1)
+        )
     return lambda u: loc + scale * (2 * u - 1)
 
 
@@ -32,7 +33,7 @@ def sample_frequencies(
     scale: float = 1.0,
     sampling: str = "random",
     dtype=None,
-) -> Array:
+) -> Frequencies:
     r"""Natural frequencies $\omega_i$ drawn from a unimodal symmetric density $g$.
 
     **Arguments:**
@@ -80,7 +81,7 @@ def sample_frequencies(
     return quantile(jnp.clip(u, eps, 1 - eps))
 
 
-def random_phases(key: Key, n: int, *, dtype=None) -> Array:
+def random_phases(key: Key, n: int, *, dtype=None) -> Phases:
     """Phases i.i.d. uniform on the torus, shape `(n,)`, in [-pi, pi)."""
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"`n` must be a positive int; got {n!r}")

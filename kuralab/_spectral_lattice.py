@@ -10,8 +10,8 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike
 
+from ._custom_types import GridLike, RealArray, SignalLike
 from ._misc import TWO_PI, is_concrete
 from ._spectral_time import _as_array, _check_axes, _check_axis
 
@@ -103,12 +103,12 @@ def _radial(field, ids, weights, axes, nb):
 
 
 def radial_spectrum(
-    field: ArrayLike,
+    field: SignalLike,
     *,
     axes: tuple[int, int] = (-2, -1),
     spacing: float | tuple[float, float] = 1.0,
-    bins: ArrayLike | None = None,
-) -> tuple[Array, Array]:
+    bins: GridLike | None = None,
+) -> tuple[RealArray, RealArray]:
     r"""Radially averaged 2-D power spectrum of lattice fields.
 
     With $F(\mathbf k)$ the 2-D DFT of an $H \times W$ field on a grid of spacing
@@ -167,14 +167,14 @@ def _snr(x, ids, perm, n_field, nb, debias):
 
 
 def snr(
-    ensemble: ArrayLike,
+    ensemble: SignalLike,
     *,
     axis: int = 0,
     axes: tuple[int, ...] | None = None,
-    bands: ArrayLike | None = None,
+    bands: GridLike | None = None,
     spacing: float | tuple[float, float] = 1.0,
     debias: bool = True,
-) -> Array:
+) -> RealArray:
     r"""Signal-to-noise ratio of an ensemble of noisy realisations of one signal.
 
     For members $x_m$, $m = 1..M$ (e.g. noisy trajectories from one initial

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
+from ._custom_types import RealArray, RealLike, ScalarLike, SignalLike
 from ._misc import TWO_PI, is_concrete, nearest
 
 __all__ = ["dominant_frequency", "phase_spectrum", "power_spectrum"]
@@ -195,16 +196,16 @@ def _psd(x, dt, window, plan, unit):
 
 
 def power_spectrum(
-    x: ArrayLike,
+    x: SignalLike,
     *,
-    dt: float | ArrayLike,
+    dt: ScalarLike,
     axis: int = 0,
     window: str | ArrayLike | None = "hann",
     detrend: str | None = "auto",
     nperseg: int | None = None,
     overlap: float = 0.5,
     angular: bool = True,
-) -> tuple[Array, Array]:
+) -> tuple[RealArray, RealArray]:
     r"""Power spectral density of signals sampled every `dt` along `axis`.
 
     $$S(\omega_j) = \frac{\Delta t}{2\pi \sum_n w_n^2}
@@ -246,9 +247,9 @@ def power_spectrum(
 
 
 def phase_spectrum(
-    theta: ArrayLike,
+    theta: RealLike,
     *,
-    dt: float | ArrayLike,
+    dt: ScalarLike,
     signal: str = "phasor",
     mean_field: bool = False,
     axis: int = 0,
@@ -257,7 +258,7 @@ def phase_spectrum(
     nperseg: int | None = None,
     overlap: float = 0.5,
     angular: bool = True,
-) -> tuple[Array, Array]:
+) -> tuple[RealArray, RealArray]:
     r"""Power spectrum of oscillator phases, per node or of the mean field.
 
     The signal is $e^{i\theta_j(t)}$ (`signal="phasor"`, two-sided: the sign of the
@@ -359,9 +360,9 @@ def _peak(x, dt, window, lo, hi, plan, refine, unit):
 
 
 def dominant_frequency(
-    x: ArrayLike,
+    x: SignalLike,
     *,
-    dt: float | ArrayLike,
+    dt: ScalarLike,
     axis: int = 0,
     band: tuple[float, float] | None = None,
     window: str | ArrayLike | None = "hann",
@@ -370,7 +371,7 @@ def dominant_frequency(
     overlap: float = 0.5,
     refine: int = 4,
     angular: bool = True,
-) -> Array:
+) -> RealArray:
     r"""Frequency of the highest spectral peak, to a small fraction of a bin.
 
     The peak bin of the periodogram (as in `power_spectrum`) is refined by a parabola

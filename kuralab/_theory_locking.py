@@ -12,8 +12,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike
+from jaxtyping import Array
 
+from ._custom_types import FrequenciesLike, RealArray, RealLike
 from ._densities import _as_float
 from ._misc import wrap_phase
 
@@ -45,13 +46,13 @@ class TwoOscillatorLocking(NamedTuple):
       $\bar\omega \mp$ `drift_frequency`$/2$ with $\bar\omega = (\omega_1+\omega_2)/2$.
     """
 
-    locked: Array
-    phase_difference: Array
-    drift_frequency: Array
+    locked: Array  # bool
+    phase_difference: RealArray
+    drift_frequency: RealArray
 
 
 def two_oscillator_locking(
-    delta_omega: ArrayLike, K_pair: ArrayLike
+    delta_omega: RealLike, K_pair: RealLike
 ) -> TwoOscillatorLocking:
     r"""Phase locking of two symmetrically coupled oscillators.
 
@@ -105,7 +106,9 @@ def _two_oscillator_locking(dw: Array, K: Array) -> TwoOscillatorLocking:
 # ---------------------------------------------------------------------------------
 
 
-def delayed_sync_frequencies(omega: float, K: float, tau: float):
+def delayed_sync_frequencies(
+    omega: float, K: float, tau: float
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Every in-phase synchronised frequency of identical delayed oscillators.
 
     All-to-all coupling $K$ with uniform delay $\tau$ admits in-phase synchrony at every
@@ -162,7 +165,7 @@ def delayed_sync_frequencies(omega: float, K: float, tau: float):
     return roots, K * np.cos(roots * tau) > 0
 
 
-def locking_threshold(omega: ArrayLike) -> float:
+def locking_threshold(omega: FrequenciesLike) -> float:
     r"""Locking threshold $K_L$ of the finite mean-field Kuramoto model.
 
     For $\dot\theta_i = \omega_i + \frac{K}{N}\sum_j \sin(\theta_j - \theta_i)$ a locked

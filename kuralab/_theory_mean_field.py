@@ -13,9 +13,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike
+from jaxtyping import Array
 
+from ._custom_types import RealArray, RealLike
 from ._densities import (
+    Distribution,
     _as_float,
     _check_scale,
     _Density,
@@ -37,7 +39,9 @@ __all__ = [
 # ---------------------------------------------------------------------------------
 
 
-def critical_coupling(distribution="lorentzian", scale: ArrayLike = 1.0) -> Array:
+def critical_coupling(
+    distribution: Distribution = "lorentzian", scale: RealLike = 1.0
+) -> RealArray:
     r"""Kuramoto's critical coupling for the onset of synchrony.
 
     $$K_c = \frac{2}{\pi g(0)}$$
@@ -166,8 +170,8 @@ _locked_R_jit = eqx.filter_jit(_locked_R)
 
 
 def order_parameter(
-    K: ArrayLike, distribution="lorentzian", scale: ArrayLike = 1.0
-) -> Array:
+    K: RealLike, distribution: Distribution = "lorentzian", scale: RealLike = 1.0
+) -> RealArray:
     r"""Stationary order parameter $R_\infty(K)$ of the infinite mean-field model.
 
     Below $K_c$ the incoherent state ($R = 0$) is returned. Above it, the partially
@@ -236,8 +240,8 @@ def order_parameter(
 
 
 def ott_antonsen(
-    t: ArrayLike, R0: ArrayLike, K: ArrayLike, scale: ArrayLike = 1.0
-) -> Array:
+    t: RealLike, R0: RealLike, K: RealLike, scale: RealLike = 1.0
+) -> RealArray:
     r"""Exact $R(t)$ on the Ott--Antonsen manifold (Lorentzian $g$, $N \to \infty$).
 
     For Lorentzian frequencies of width $\gamma$ the order parameter on the
@@ -307,7 +311,7 @@ def _ott_antonsen(t: Array, R0: Array, K: Array, gamma: Array) -> Array:
 # ---------------------------------------------------------------------------------
 
 
-def finite_size_incoherent_R(n: ArrayLike) -> Array:
+def finite_size_incoherent_R(n: RealLike) -> RealArray:
     r"""Mean order parameter of $N$ independent uniform phases (finite-size floor).
 
     $$\mathbb{E}[R] \approx \sqrt{\frac{\pi}{4N}}$$

@@ -11,9 +11,11 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike
+from jaxtyping import Array
 
+from ._custom_types import RealArray, RealLike
 from ._densities import (
+    Distribution,
     _as_float,
     _check_positive,
     _check_scale,
@@ -34,7 +36,7 @@ __all__ = [
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 
 
-def von_mises_mean_cos(kappa: ArrayLike) -> Array:
+def von_mises_mean_cos(kappa: RealLike) -> RealArray:
     r"""$E[\cos(\theta - \psi)] = I_1(\kappa)/I_0(\kappa)$ under the von Mises law
     $p(\theta) \propto e^{\kappa\cos(\theta - \psi)}$ (`von_mises_density`).
 
@@ -46,8 +48,8 @@ def von_mises_mean_cos(kappa: ArrayLike) -> Array:
 
 
 def von_mises_density(
-    theta: ArrayLike, kappa: ArrayLike, loc: ArrayLike = 0.0
-) -> Array:
+    theta: RealLike, kappa: RealLike, loc: RealLike = 0.0
+) -> RealArray:
     r"""The von Mises density on the circle.
 
     $$p(\theta) = \frac{e^{\kappa\cos(\theta - \mu)}}{2\pi I_0(\kappa)}$$
@@ -78,8 +80,8 @@ def von_mises_density(
 
 
 def noisy_critical_coupling(
-    D: ArrayLike, distribution="identical", scale: ArrayLike = 1.0
-) -> Array:
+    D: RealLike, distribution: Distribution = "identical", scale: RealLike = 1.0
+) -> RealArray:
     r"""Critical coupling of noisy mean-field oscillators, $N \to \infty$.
 
     Linearising the Fokker--Planck equation about incoherence, its first Fourier mode
@@ -159,7 +161,7 @@ def _mean_cos_over_kappa(x: Array) -> Array:
     return jnp.where(small, series, von_mises_mean_cos(x_safe) / x_safe)
 
 
-def noisy_order_parameter(K: ArrayLike, D: ArrayLike) -> Array:
+def noisy_order_parameter(K: RealLike, D: RealLike) -> RealArray:
     r"""Stationary $R$ of identical mean-field oscillators with noise, $N \to \infty$.
 
     $$d\theta_i = \frac{K}{N}\sum_j \sin(\theta_j - \theta_i)\,dt + \sqrt{2D}\,dW_i$$
@@ -204,8 +206,8 @@ def _noisy_R(k: Array) -> Array:
 
 
 def noisy_stationary_density(
-    theta: ArrayLike, K: ArrayLike, D: ArrayLike, psi: ArrayLike = 0.0
-) -> Array:
+    theta: RealLike, K: RealLike, D: RealLike, psi: RealLike = 0.0
+) -> RealArray:
     r"""One-oscillator stationary density of identical noisy mean-field oscillators.
 
     In the stationary state each oscillator feels the mean field $KR$ toward $\psi$, so
