@@ -430,7 +430,9 @@ def sweep(
             else:
                 values = a.values[index[a.name][rows]] if grid_axes else a.values[:1]
                 cols[a.name] = _as_jnp(values, a.name, dtype)
-        out = batch(cfg, key, cols, along=along if mode == "adiabatic" else None, curve=curve)
+        out = batch(
+            cfg, key, cols, along=along if mode == "adiabatic" else None, curve=curve
+        )
         parts.append(
             jax.tree_util.tree_map(lambda x, n=stop - start: np.asarray(x)[:n], out)
         )

@@ -41,7 +41,10 @@ __all__ = ["OBSERVABLES", "Config", "batch", "point_key", "ramp_up_down", "run_p
 OBSERVABLES: dict[str, tuple[str, str]] = {
     nm.R: ("1", "order parameter, mean over the window"),
     nm.R_STD: ("1", "standard deviation of the order parameter over the window"),
-    nm.OMEGA_EFF: ("rad", "effective frequency (rad per unit time), mean over oscillators"),
+    nm.OMEGA_EFF: (
+        "rad",
+        "effective frequency (rad per unit time), mean over oscillators",
+    ),
     nm.OMEGA_STD: ("rad", "standard deviation of the effective frequencies"),
     nm.OMEGA_Z: ("rad", "rotation rate of the mean field's phase (rad per unit time)"),
     nm.LOCKED: ("1", "fraction of oscillators locked to the mean field's frequency"),

@@ -46,7 +46,11 @@ namespace (`kuralab.study`).
 from __future__ import annotations
 
 from ._study.parse import load_spec as load_spec, parse_spec as parse_spec
-from ._study.plan import COORDS as COORDS, VARIABLES as VARIABLES, run_chunk as run_chunk
+from ._study.plan import (
+    COORDS as COORDS,
+    VARIABLES as VARIABLES,
+    run_chunk as run_chunk,
+)
 from ._study.run import (
     ChunkError as ChunkError,
     ClusterError as ClusterError,

@@ -296,8 +296,7 @@ def test_run_unreachable_scheduler_fails_fast(tmp_path, capsys):
 
 
 def test_run_interrupted_then_resumed(tmp_path, monkeypatch, capsys):
-    from kuralab._study import plan
-    from kuralab._study import run as study_run
+    from kuralab._study import plan, run as study_run
 
     # Two chunks of 2 points; Ctrl-C while the second is in flight.
     spec = tmp_path / "tiny.toml"

@@ -15,8 +15,7 @@ import pytest
 import xarray as xr
 
 import kuralab as kl
-from kuralab._study import plan, store
-from kuralab._study import run as study_run
+from kuralab._study import plan, run as study_run, store
 from kuralab.cli import main
 from kuralab.study import (
     ChunkError,

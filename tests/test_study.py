@@ -650,7 +650,9 @@ def test_noise_key_is_separate_from_the_phase_key():
     from kuralab._sweep_kernel import point_key, segment_key
 
     noisy = point_model(parse_spec(NOISY_FIXED))
-    plain = point_model(parse_spec(edit("[model.noise]\nD = 0.25\n\n", "", NOISY_FIXED)))
+    plain = point_model(
+        parse_spec(edit("[model.noise]\nD = 0.25\n\n", "", NOISY_FIXED))
+    )
     assert noisy.noisy and not plain.noisy
     for seed in (0, 1, 7):
         split = jax.random.split(jax.random.key(seed))
@@ -1089,7 +1091,11 @@ def test_sphere_dim2_is_the_phase_model(tmp_path):
     from kuralab._study.plan import point_model
 
     ds = _run(TINY_SPHERE, tmp_path / "s2.nc")
-    assert ds["R"].dims == ("K", "seed") and ds["energy_t"].dims == ("K", "seed", "time")
+    assert ds["R"].dims == ("K", "seed") and ds["energy_t"].dims == (
+        "K",
+        "seed",
+        "time",
+    )
     assert ds.attrs["model"] == "sphere" and ds.attrs["dim"] == 2
     assert ds.attrs["rotation"] == "all_planes" and ds.attrs["stimulus"] == "none"
     assert "lag" not in ds.attrs and "initial_spread" not in ds.attrs

@@ -290,7 +290,9 @@ def make_delayed(tau, seed):
     near in-phase synchrony."""
     theta0 = 0.25 * kl.random_phases(jax.random.key(seed), 8)
     omega = jnp.ones(8)
-    return kl.Kuramoto(omega, kl.MeanField(1.0), delays=kl.Delays(tau, max_delay=1.0)), theta0
+    return kl.Kuramoto(
+        omega, kl.MeanField(1.0), delays=kl.Delays(tau, max_delay=1.0)
+    ), theta0
 
 
 def test_delayed_sweep_keeps_the_history_into_the_window():
@@ -312,7 +314,7 @@ def test_delayed_sweep_keeps_the_history_into_the_window():
     assert ds.R_t.dims == ("tau", "seed", "time")
     np.testing.assert_allclose(ds.time[[0, -1]], [20.0, 40.0])
     for tau in (0.5, 1.0):
-        root = brentq(lambda w: w - 1.0 + np.sin(w * tau), 0.0, 1.0)
+        root = brentq(lambda w, tau=tau: w - 1.0 + np.sin(w * tau), 0.0, 1.0)
         got = float(ds.Omega.sel(tau=tau, seed=0))
         np.testing.assert_allclose(got, root, atol=1e-3)
         model, theta0 = make_delayed(tau, 0)

@@ -11,6 +11,7 @@ from typing import Any
 
 from .spec import SpecError
 
+
 def _show(value: Any) -> str:
     """A value as it would appear in TOML, shortened for one-line messages."""
     if isinstance(value, bool):
@@ -133,4 +134,3 @@ class _Table:
                 )
             return _Table(self.key(key), {}, allowed)
         return _Table(self.key(key), self.data[key], allowed)
-

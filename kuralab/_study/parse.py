@@ -88,8 +88,7 @@ def _parse_axis(t: _Table, name: str) -> tuple[float, ...]:
     what = PARAMETERS[name].nonnegative
     if what is not None and min(values) < 0:
         raise SpecError(
-            f"{path} = {_show(raw)}: expected values >= 0 ({what}); "
-            f"got {min(values):g}"
+            f"{path} = {_show(raw)}: expected values >= 0 ({what}); got {min(values):g}"
         )
     return values
 
@@ -416,4 +415,3 @@ def _read_spec(path) -> tuple[StudySpec, str]:
         return parse_spec(text), text
     except SpecError as e:
         raise SpecError(f"{path}: {e}") from None
-

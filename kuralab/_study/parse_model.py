@@ -20,6 +20,7 @@ from .spec import (
     StudyInfo,
 )
 
+
 def _distribution_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
     from .._sampling import DISTRIBUTIONS, SAMPLING
 

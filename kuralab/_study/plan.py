@@ -33,7 +33,14 @@ from .._models.sphere import BlockOmega, SphereKuramoto, random_sphere
 from .._noise import Noise
 from .._sampling import random_phases, sample_frequencies
 from .._sweep_kernel import Config, batch
-from .spec import FULL_CIRCLE, KIND_PARAMETERS, PARAMETERS, SpecError, SphereSpec, StudySpec
+from .spec import (
+    FULL_CIRCLE,
+    KIND_PARAMETERS,
+    PARAMETERS,
+    SpecError,
+    SphereSpec,
+    StudySpec,
+)
 
 __all__ = ["Grid", "PointModel", "chunks", "combine", "grid", "run_chunk"]
 
@@ -285,7 +292,9 @@ def check_representable(spec: StudySpec, g: Grid) -> None:
     }
     for name in KIND_PARAMETERS[spec.model.kind]:
         column = np.asarray(g.curve) if name == g.along else g.columns[name]
-        key = f"sweep.{name}" if name in spec.sweep.names else PARAMETERS[name].key(name)
+        key = (
+            f"sweep.{name}" if name in spec.sweep.names else PARAMETERS[name].key(name)
+        )
         values[key] = float(column[np.argmax(np.abs(column))])
     for key, value in values.items():
         if abs(value) > limit:

@@ -112,7 +112,6 @@ def enable_compile_cache(path: str | os.PathLike | None = None) -> Path | None:
     return path
 
 
-
 # ---------------------------------------------------------------------------------
 # Progress
 # ---------------------------------------------------------------------------------
@@ -569,4 +568,3 @@ def run_study(
         progress=progress,
         compile_cache=compile_cache,
     )
-

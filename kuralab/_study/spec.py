@@ -30,10 +30,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+
 class SpecError(ValueError):
     """A study spec is invalid. The message is one line naming the key path, the value
     and the expected form, e.g. `solve.dt = -0.1: expected a number > 0`."""
-
 
 
 # ---------------------------------------------------------------------------------
@@ -67,7 +67,10 @@ class Parameter:
 #: The sweepable parameters, by name (the one table; see the module docstring).
 PARAMETERS: dict[str, Parameter] = {
     "K": Parameter(
-        "coupling", ("kuramoto", "sphere"), "rad", "coupling strength K (rad per unit time)"
+        "coupling",
+        ("kuramoto", "sphere"),
+        "rad",
+        "coupling strength K (rad per unit time)",
     ),
     "lag": Parameter("coupling", ("kuramoto",), "rad", "Sakaguchi phase lag alpha"),
     "D": Parameter(
@@ -103,7 +106,6 @@ KIND_PARAMETERS = {
 
 #: Full circle: the default spread of the initial phases.
 FULL_CIRCLE = 2 * math.pi
-
 
 
 @dataclass(frozen=True)
@@ -342,12 +344,14 @@ class StudySpec:
     def num_points(self) -> int:
         return self.sweep.num_points
 
-
     def has(self, name: str) -> bool:
         """Whether the model has parameter `name` (its kind does, and its section is
         present: a model without `[model.noise]` has no `D`)."""
         p = PARAMETERS[name]
-        return self.model.kind in p.kinds and getattr(self.model, p.section, None) is not None
+        return (
+            self.model.kind in p.kinds
+            and getattr(self.model, p.section, None) is not None
+        )
 
     def fixed(self, name: str) -> float:
         """The value of a sweepable parameter that is not swept (`Parameter.absent`, 0,
