@@ -58,6 +58,7 @@ import numpy as np
 import xarray as xr
 
 from . import _names as names
+from ._custom_types import RealLike, Scalar, ScalarLike
 from ._integrate import SaveAt, simulate
 from ._models.base import AbstractModel
 from ._models.kuramoto import PHASE_HYPOTHESES, Kuramoto
@@ -84,8 +85,8 @@ MAX_DENSE = 8192
 def _check_model(model, what: str) -> None:
     if not isinstance(model, AbstractModel):
         raise TypeError(
-            f"`model` must be a kuralab model (kl.AbstractModel); got "
-            f"{type(model).__name__}"
+            f"no {what} is defined for {type(model).__name__}: `model` must be a "
+            "kuralab model (kl.AbstractModel) that implements `energy(y, t)`"
         )
     if not type(model).has_energy():
         raise TypeError(
@@ -106,7 +107,7 @@ def _check_state(model, y):
     return y
 
 
-def energy(model: AbstractModel, y, t=0.0):
+def energy(model: AbstractModel, y: RealLike, t: ScalarLike = 0.0) -> Scalar:
     r"""The model's energy at state `y` (time `t`): a scalar, `model.energy(y, t)`.
 
     - `kl.SphereKuramoto`: the AKOrN energy
@@ -128,7 +129,9 @@ def energy(model: AbstractModel, y, t=0.0):
     return model.energy(_check_state(model, y), t)
 
 
-def akorn_logged_energy(model: SphereKuramoto, x, t=0.0):
+def akorn_logged_energy(
+    model: SphereKuramoto, x: RealLike, t: ScalarLike = 0.0
+) -> Scalar:
     r"""The quantity the AKOrN reference code logs as its energy:
     $-\sum_i \langle x_i, (Jx)_i + c_i\rangle$ (no ½ on the coupling term, no Ω term).
 
@@ -146,7 +149,9 @@ def akorn_logged_energy(model: SphereKuramoto, x, t=0.0):
     return model.logged_energy(_check_state(model, x), t)
 
 
-def phase_potential(model: Kuramoto, theta, t=0.0):
+def phase_potential(
+    model: Kuramoto, theta: RealLike, t: ScalarLike = 0.0
+) -> Scalar:
     r"""The gradient-flow potential of the phase model,
     $V(\theta) = -\tfrac12\sum_{ij} K_{ij}\cos(\theta_j - \theta_i)
     - \sum_i h_i \cos(\psi_i - \theta_i)$.
@@ -266,7 +271,7 @@ _VERDICT_TEXT = {
 
 def check_lyapunov(
     model,
-    y0,
+    y0: RealLike,
     *,
     t1: float,
     dt: float,

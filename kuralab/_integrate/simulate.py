@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import diffrax as dfx
 import equinox as eqx
-from jaxtyping import ArrayLike
 
+from .._custom_types import Key, RealLike
 from .._export_cache import cached_call
 from .._models.base import AbstractModel
 from . import options as opt
@@ -36,14 +36,14 @@ __all__ = ["simulate"]
 
 def simulate(
     model: AbstractModel,
-    y0: ArrayLike,
+    y0: RealLike,
     *,
     t1: float,
     dt: float,
     t0: float = 0.0,
     solver: str | dfx.AbstractSolver = "rk4",
     saveat: SaveAt | None = None,
-    key=None,
+    key: Key | None = None,
     burn_in: float = 0.0,
     brownian: str = "tree",
     stepsize_controller: dfx.AbstractStepSizeController | None = None,

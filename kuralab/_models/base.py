@@ -47,6 +47,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _names as names
+from .._custom_types import RealLike, Scalar, ScalarLike
 from .._misc import _wrap_and_turns, wrap_phase
 
 
@@ -108,7 +109,7 @@ class AbstractModel(eqx.Module):
     # -- dynamics -------------------------------------------------------------------
 
     @abc.abstractmethod
-    def drift(self, t, y, y_delayed=None):
+    def drift(self, t: ScalarLike, y, y_delayed=None):
         """Deterministic vector field `dy/dt` at time `t` (same shape as `y`)."""
 
     def diffusion(self, t, y):
@@ -126,7 +127,7 @@ class AbstractModel(eqx.Module):
 
     # -- optional energy ------------------------------------------------------------
 
-    def energy(self, y, t=0.0):
+    def energy(self, y: RealLike, t: ScalarLike = 0.0) -> Scalar:
         """The model's energy at `y` (a 0-d array). Override to define one."""
         raise TypeError(f"no energy is defined for {type(self).__name__}")
 

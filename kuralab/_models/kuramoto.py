@@ -10,6 +10,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike
 
 from .._coupling import AbstractCoupling
+from .._custom_types import FrequenciesLike, ScalarLike
 from .._delays import Delays
 from .._fastmath import sincos
 from .._misc import as_float_array, check_finite
@@ -124,9 +125,9 @@ class Kuramoto(AbstractPhaseModel):
 
     def __init__(
         self,
-        omega: ArrayLike,
+        omega: FrequenciesLike,
         coupling: AbstractCoupling,
-        lag: ArrayLike = 0.0,
+        lag: ScalarLike = 0.0,
         forcing: Forcing | None = None,
         delays: Delays | None = None,
         noise: Noise | None = None,
