@@ -19,7 +19,6 @@ __version__ = importlib.metadata.version("kuralab")
 # public name -> private module that defines it (the curated API)
 _EXPORTS = {
     "_akorn_step": ("AKOrNStep", "reference_gamma"),
-    "_attention": ("AttentionCoupling",),
     "_continuation": (
         "LockedState",
         "continuation",
@@ -27,7 +26,12 @@ _EXPORTS = {
     ),
     "_coupling": (
         "AbstractCoupling",
+        "AbstractOperator",
+        "AbstractVectorCoupling",
+        "AttentionCoupling",
+        "BlockCoupling",
         "DenseCoupling",
+        "LatticeBlockCoupling",
         "LatticeCoupling",
         "MeanField",
         "SparseCoupling",
@@ -52,7 +56,12 @@ _EXPORTS = {
         "simulate",
     ),
     "_misc": ("nonnegative_tag", "symmetric_tag", "wrap_phase"),
-    "_models.base": ("AbstractModel", "AbstractPhaseModel", "AbstractSphereModel"),
+    "_models.base": (
+        "AbstractModel",
+        "AbstractPhaseModel",
+        "AbstractSphereModel",
+        "LyapunovHypotheses",
+    ),
     "_models.kuramoto": ("Forcing", "Kuramoto"),
     "_models.sphere": (
         "AbstractOmega",
@@ -80,13 +89,9 @@ _EXPORTS = {
         "Table",
     ),
     "_sweep": ("sweep",),
-    "_vector_coupling": (
-        "AbstractVectorCoupling",
-        "BlockCoupling",
-        "LatticeBlockCoupling",
-    ),
+    "learn.kuranet": ("PairwiseMLPCoupling",),  # learned coupling (kl.learn), DESIGN §3
 }
-_SUBMODULES = ("io", "spectral", "testing", "theory")
+_SUBMODULES = ("io", "learn", "spectral", "testing", "theory")
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
 
@@ -108,12 +113,12 @@ def __dir__():
 if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
     from . import (
         io as io,
+        learn as learn,
         spectral as spectral,
         testing as testing,
         theory as theory,
     )
     from ._akorn_step import AKOrNStep as AKOrNStep, reference_gamma as reference_gamma
-    from ._attention import AttentionCoupling as AttentionCoupling
     from ._continuation import (
         LockedState as LockedState,
         continuation as continuation,
@@ -121,7 +126,12 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
     )
     from ._coupling import (
         AbstractCoupling as AbstractCoupling,
+        AbstractOperator as AbstractOperator,
+        AbstractVectorCoupling as AbstractVectorCoupling,
+        AttentionCoupling as AttentionCoupling,
+        BlockCoupling as BlockCoupling,
         DenseCoupling as DenseCoupling,
+        LatticeBlockCoupling as LatticeBlockCoupling,
         LatticeCoupling as LatticeCoupling,
         MeanField as MeanField,
         SparseCoupling as SparseCoupling,
@@ -157,6 +167,7 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         AbstractModel as AbstractModel,
         AbstractPhaseModel as AbstractPhaseModel,
         AbstractSphereModel as AbstractSphereModel,
+        LyapunovHypotheses as LyapunovHypotheses,
     )
     from ._models.kuramoto import Forcing as Forcing, Kuramoto as Kuramoto
     from ._models.sphere import (
@@ -188,8 +199,4 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         Table as Table,
     )
     from ._sweep import sweep as sweep
-    from ._vector_coupling import (
-        AbstractVectorCoupling as AbstractVectorCoupling,
-        BlockCoupling as BlockCoupling,
-        LatticeBlockCoupling as LatticeBlockCoupling,
-    )
+    from .learn.kuranet import PairwiseMLPCoupling as PairwiseMLPCoupling

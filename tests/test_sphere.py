@@ -15,14 +15,14 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import kuralab as kl
 from kuralab._akorn_step import AKOrNStep, reference_gamma
-from kuralab._attention import AttentionCoupling
+from kuralab._coupling import AttentionCoupling
 from kuralab._models.sphere import (
     BlockOmega,
     SkewOmega,
     SphereKuramoto,
     random_sphere,
 )
-from kuralab._vector_coupling import (
+from kuralab._coupling import (
     BlockCoupling,
     LatticeBlockCoupling,
     coupling_blocks,

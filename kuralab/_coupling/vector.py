@@ -1,6 +1,6 @@
 r"""Couplings for vector (sphere) oscillators that mix the components of the vectors.
 
-A phase-model coupling (`kl.AbstractCoupling`: `MeanField`, `DenseCoupling`,
+A scalar-weight coupling (`kl.AbstractCoupling`: `MeanField`, `DenseCoupling`,
 `SparseCoupling`, `LatticeCoupling`) applied to sphere states `x` of shape `(osc, dim)`
 gives the scalar-block coupling $J_{ij} = K_{ij} I_{\mathrm{dim}}$: it never mixes the
 components. The couplings here act on the whole vector:
@@ -8,15 +8,15 @@ components. The couplings here act on the whole vector:
 $$(Jx)_i = \sum_j J_{ij}\, x_j, \qquad J_{ij} \in \mathbb{R}^{\mathrm{dim}\times\mathrm{dim}}$$
 
 (row i receives, as everywhere in kuralab). `AbstractVectorCoupling.apply(x, t)` maps
-`(osc, dim) -> (osc, dim)`. Linear ones (`BlockCoupling`, `LatticeBlockCoupling`) have
-fixed blocks, materialised by `coupling_blocks`; state-dependent ones
-(`kl.AttentionCoupling`) declare `linear = False`: their $J_{ij}(x)$ changes with the
-state, so they are not linear operators and the AKOrN Lyapunov theorem does not apply to
-them.
+`(osc, dim) -> (osc, dim)`. Linear ones (`BlockCoupling`, `LatticeBlockCoupling`; `linear`
+is `True` by default) have fixed blocks, materialised by `coupling_blocks`;
+state-dependent ones (`kl.AttentionCoupling`) set `linear: ClassVar[bool] = False`: their
+$J_{ij}(x)$ changes with the state, so they are not linear operators and the AKOrN
+Lyapunov theorem does not apply to them.
 
-The tag `kl.symmetric_tag` on a vector coupling means *block symmetry*
-$J_{ij} = J_{ji}^\top$, i.e. the full `(osc*dim, osc*dim)` matrix is symmetric (for scalar
-blocks this is $K_{ij} = K_{ji}$).
+Symmetry of a vector coupling means *block symmetry* $J_{ij} = J_{ji}^\top$, i.e. the full
+`(osc*dim, osc*dim)` matrix is symmetric (for scalar blocks this is $K_{ij} = K_{ji}$).
+It is checked on the current values (`is_symmetric()`, `symmetry_defect()`).
 """
 
 from __future__ import annotations
@@ -28,51 +28,51 @@ from collections.abc import Sequence
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, ArrayLike, Float, Real
 
-from ._coupling import (
-    AbstractCoupling,
-    _check_declared,
-    _check_strength,
-    check_grid,
-)
-from ._misc import as_tags, check_finite, is_concrete, symmetric_tag
-from ._schedules import AbstractSchedule, evaluate
-
-_HIGHEST = jax.lax.Precision.HIGHEST
+from .._custom_types import ScalarLike, SphereState
+from .._misc import as_tags, check_finite, symmetric_tag
+from .._schedules import AbstractSchedule, evaluate
+from .base import HIGHEST, AbstractOperator, Strength, check_strength, guard_declared
+from .phase import AbstractCoupling, check_grid, grid_convolve
 
 
-class AbstractVectorCoupling(eqx.Module):
+class AbstractVectorCoupling(AbstractOperator):
     """A coupling field for sphere states: `x` of shape `(osc, dim)` to `(Jx)` of the
     same shape, mixing vector components.
 
-    Subclasses declare `linear` (class attribute): `True` when `apply` is a fixed linear
-    map of `x` (then `coupling_blocks` materialises it and energies are quadratic forms),
-    `False` for state-dependent couplings such as attention.
+    A subclass implements `apply`, `n_osc` and `dim`. `linear` is `True` unless the
+    subclass says otherwise: a state-dependent coupling (such as attention) declares
+
+    ```python
+    class MyAttention(kl.AbstractVectorCoupling):
+        linear: ClassVar[bool] = False
+        ...
+    ```
+
+    For a linear coupling of known size, block symmetry is checked by materialising
+    `coupling_blocks`; override `_asymmetry` for a cheaper exact check.
     """
 
-    tags: eqx.AbstractVar[frozenset]
-    linear: eqx.AbstractClassVar[bool]
-
     @abc.abstractmethod
-    def apply(self, x: Float[Array, "osc dim"], t=0.0) -> Float[Array, "osc dim"]:
+    def apply(self, x: SphereState, t: ScalarLike = 0.0) -> SphereState:
         """The coupling field $(Jx)_i$ at state `x` and time `t`."""
-
-    @property
-    @abc.abstractmethod
-    def n_osc(self) -> int | None:
-        """Number of oscillators this coupling is built for (None: any)."""
 
     @property
     @abc.abstractmethod
     def dim(self) -> int | None:
         """Vector dimension this coupling is built for (None: any)."""
 
-    @property
-    def symmetric(self) -> bool:
-        """Declared or proved block symmetry $J_{ij} = J_{ji}^\\top$."""
-        return symmetric_tag in self.tags
+    def _asymmetry(self):
+        n, d = self.n_osc, self.dim
+        if not self.linear or n is None or d is None:
+            return super()._asymmetry()
+        return _block_asymmetry(coupling_blocks(self, n, d))
+
+
+def _block_asymmetry(blocks):
+    bt = jnp.transpose(blocks, (1, 0, 3, 2))
+    return jnp.max(jnp.abs(blocks - bt)), jnp.max(jnp.abs(blocks))
 
 
 def is_autonomous(coupling) -> bool:
@@ -85,10 +85,12 @@ def is_autonomous(coupling) -> bool:
     return not any(isinstance(v, AbstractSchedule) for v in leaves)
 
 
-def coupling_blocks(coupling, n: int, dim: int, t=0.0, dtype=None) -> Array:
+def coupling_blocks(
+    coupling, n: int, dim: int, t: ScalarLike = 0.0, dtype=None
+) -> Float[Array, "osc osc dim dim"]:
     r"""Materialise a linear coupling as blocks `J[i, j]` of shape `(n, n, dim, dim)`.
 
-    For a phase-model coupling (`kl.AbstractCoupling`) the blocks are
+    For a scalar-weight coupling (`kl.AbstractCoupling`) the blocks are
     $K_{ij} I_{\mathrm{dim}}$; for a linear `AbstractVectorCoupling` they are read off by
     applying it to the `n * dim` unit vectors. O((n dim)^2) memory: for theorem checks.
 
@@ -115,6 +117,16 @@ def coupling_blocks(coupling, n: int, dim: int, t=0.0, dtype=None) -> Array:
     return jnp.transpose(cols, (2, 0, 3, 1))  # (i, j, a, b)
 
 
+def _only_symmetric(tags, name: str) -> frozenset:
+    declared = as_tags(tags)
+    other = declared - {symmetric_tag}
+    if other:
+        raise ValueError(
+            f"{name} supports only kl.symmetric_tag; got {sorted(map(repr, other))}"
+        )
+    return declared
+
+
 class BlockCoupling(AbstractVectorCoupling):
     r"""Dense block coupling $(Jx)_i = s \sum_j J_{ij} x_j$ with arbitrary
     `dim x dim` blocks $J_{ij}$ (row i receives).
@@ -123,18 +135,21 @@ class BlockCoupling(AbstractVectorCoupling):
 
     - `blocks`: array of shape `(osc, osc, dim, dim)`; `blocks[i, j]` is $J_{ij}$.
     - `strength`: scalar multiplier or schedule `s(t)` (default 1).
-    - `tags`: declared structure; `kl.symmetric_tag` means $J_{ij} = J_{ji}^\top$ and is
-      proved automatically when exact, checked when declared.
+    - `tags`: `kl.symmetric_tag` asserts $J_{ij} = J_{ji}^\top$; checked now, not
+      stored (`is_symmetric()` checks the current blocks).
 
     Scalar blocks $K_{ij} I$ are cheaper as `kl.DenseCoupling(K)`.
     """
 
-    blocks: Array
-    strength: ArrayLike | AbstractSchedule
-    tags: frozenset = eqx.field(static=True)
-    linear = True
+    blocks: Float[Array, "osc osc dim dim"]
+    strength: ScalarLike | AbstractSchedule
 
-    def __init__(self, blocks: ArrayLike, strength=1.0, tags=()):
+    def __init__(
+        self,
+        blocks: Real[ArrayLike, "osc osc dim dim"],
+        strength: Strength = 1.0,
+        tags=(),
+    ):
         blocks = jnp.asarray(blocks)
         if (
             blocks.ndim != 4
@@ -148,22 +163,10 @@ class BlockCoupling(AbstractVectorCoupling):
         if not jnp.issubdtype(blocks.dtype, jnp.floating):
             blocks = blocks.astype(jnp.result_type(float))
         check_finite("blocks", blocks)
-        declared = as_tags(tags)
-        concrete = is_concrete(blocks)
-        proved = frozenset()
-        if concrete:
-            b = np.asarray(blocks)
-            if np.array_equal(b, np.transpose(b, (1, 0, 3, 2))):
-                proved |= {symmetric_tag}
-        declared_other = declared - {symmetric_tag}
-        if declared_other:
-            raise ValueError(
-                f"BlockCoupling supports only kl.symmetric_tag; got {sorted(map(repr, declared_other))}"
-            )
-        _check_declared(declared, proved, "BlockCoupling", concrete)
+        declared = _only_symmetric(tags, "BlockCoupling")
         self.blocks = blocks
-        self.strength = _check_strength(strength)
-        self.tags = declared | proved
+        self.strength = check_strength(strength)
+        self.blocks = guard_declared(self, declared, "BlockCoupling", blocks)
 
     @property
     def n_osc(self) -> int:
@@ -173,12 +176,15 @@ class BlockCoupling(AbstractVectorCoupling):
     def dim(self) -> int:
         return self.blocks.shape[2]
 
-    def apply(self, x, t=0.0):
+    def apply(self, x: SphereState, t: ScalarLike = 0.0) -> SphereState:
         x = jnp.asarray(x)
         out = jnp.einsum(
-            "ijab,jb->ia", self.blocks.astype(x.dtype), x, precision=_HIGHEST
+            "ijab,jb->ia", self.blocks.astype(x.dtype), x, precision=HIGHEST
         )
         return evaluate(self.strength, t) * out
+
+    def _asymmetry(self):
+        return _block_asymmetry(self.blocks)
 
 
 class LatticeBlockCoupling(AbstractVectorCoupling):
@@ -197,23 +203,21 @@ class LatticeBlockCoupling(AbstractVectorCoupling):
     - `shape`: grid shape `(L,)` or `(rows, cols)`, same spatial rank as the kernel.
     - `boundary`: `"periodic"` (default) or `"open"`.
     - `strength`: scalar multiplier or schedule (default 1).
-    - `tags`: declared structure; block symmetry holds iff $W_{-d} = W_d^\top$, proved
-      automatically when exact.
+    - `tags`: `kl.symmetric_tag` asserts block symmetry, which holds iff
+      $W_{-d} = W_d^\top$; checked now, not stored.
     """
 
-    kernel: Array
+    kernel: Float[Array, "*k dim dim"]
     shape: tuple[int, ...] = eqx.field(static=True)
     boundary: str = eqx.field(static=True)
-    strength: ArrayLike | AbstractSchedule
-    tags: frozenset = eqx.field(static=True)
-    linear = True
+    strength: ScalarLike | AbstractSchedule
 
     def __init__(
         self,
-        kernel: ArrayLike,
+        kernel: Real[ArrayLike, "*k dim dim"],
         shape: Sequence[int],
         boundary: str = "periodic",
-        strength=1.0,
+        strength: Strength = 1.0,
         tags=(),
     ):
         kernel = jnp.asarray(kernel)
@@ -226,25 +230,14 @@ class LatticeBlockCoupling(AbstractVectorCoupling):
                 f"{kernel.shape}"
             )
         nd = kernel.ndim - 2
-        spatial = kernel.shape[:nd]
-        check_grid(spatial, shape, boundary)
+        check_grid(kernel.shape[:nd], shape, boundary)
         check_finite("kernel", kernel)
-        declared = as_tags(tags)
-        if declared - {symmetric_tag}:
-            raise ValueError("LatticeBlockCoupling supports only kl.symmetric_tag")
-        concrete = is_concrete(kernel)
-        proved = frozenset()
-        if concrete:
-            k = np.asarray(kernel)
-            flipped = np.swapaxes(k[(slice(None, None, -1),) * nd], -1, -2)
-            if np.array_equal(k, flipped):
-                proved |= {symmetric_tag}
-        _check_declared(declared, proved, "LatticeBlockCoupling", concrete)
+        declared = _only_symmetric(tags, "LatticeBlockCoupling")
         self.kernel = kernel
         self.shape = shape
         self.boundary = boundary
-        self.strength = _check_strength(strength)
-        self.tags = declared | proved
+        self.strength = check_strength(strength)
+        self.kernel = guard_declared(self, declared, "LatticeBlockCoupling", kernel)
 
     @property
     def n_osc(self) -> int:
@@ -254,21 +247,19 @@ class LatticeBlockCoupling(AbstractVectorCoupling):
     def dim(self) -> int:
         return self.kernel.shape[-1]
 
-    def apply(self, x, t=0.0):
+    def apply(self, x: SphereState, t: ScalarLike = 0.0) -> SphereState:
         x = jnp.asarray(x)
         nd = len(self.shape)
         grid = x.reshape(self.shape + (self.dim,))
         grid = jnp.moveaxis(grid, -1, 0)[None]  # (1, dim, *grid)
-        half = [k // 2 for k in self.kernel.shape[:nd]]
-        pad = [(0, 0), (0, 0)] + [(h, h) for h in half]
-        mode = "wrap" if self.boundary == "periodic" else "constant"
-        grid = jnp.pad(grid, pad, mode=mode)
         # (k..., out, in) -> (out, in, k...)
         rhs = jnp.moveaxis(self.kernel.astype(x.dtype), (-2, -1), (0, 1))
-        spatial = "HW" if nd == 2 else "H"
-        dn = ("NC" + spatial, "OI" + spatial, "NC" + spatial)
-        out = jax.lax.conv_general_dilated(
-            grid, rhs, (1,) * nd, "VALID", dimension_numbers=dn, precision=_HIGHEST
-        )
+        out = grid_convolve(grid, rhs, self.kernel.shape[:nd], self.boundary)
         out = jnp.moveaxis(out[0], 0, -1).reshape((self.n_osc, self.dim))
         return evaluate(self.strength, t) * out
+
+    def _asymmetry(self):
+        k = self.kernel
+        nd = k.ndim - 2
+        flipped = jnp.swapaxes(k[(slice(None, None, -1),) * nd], -1, -2)
+        return jnp.max(jnp.abs(k - flipped)), jnp.max(jnp.abs(k))

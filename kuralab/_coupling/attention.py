@@ -24,20 +24,18 @@ optional boolean `mask` restricts who attends to whom (e.g. Sudoku constraints).
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Bool, Float
+from jaxtyping import Array, ArrayLike, Bool, Float, Real
 
-from ._coupling import _check_strength
-from ._custom_types import Key
-from ._misc import check_finite, is_concrete
-from ._schedules import AbstractSchedule, evaluate
-from ._vector_coupling import AbstractVectorCoupling
-
-_HIGHEST = jax.lax.Precision.HIGHEST
+from .._custom_types import Key, ScalarLike, SphereState
+from .._misc import check_finite, is_concrete
+from .._schedules import AbstractSchedule, evaluate
+from .base import HIGHEST as _HIGHEST, Strength, check_strength
+from .vector import AbstractVectorCoupling
 
 
 class AttentionCoupling(AbstractVectorCoupling):
@@ -71,20 +69,20 @@ class AttentionCoupling(AbstractVectorCoupling):
     wk: Array
     wv: Array
     wo: Array
-    mask: Array | None
-    strength: ArrayLike | AbstractSchedule
-    tags: frozenset = eqx.field(static=True)
-    linear = False
+    mask: Bool[Array, "osc osc"] | None
+    strength: ScalarLike | AbstractSchedule
+    #: State-dependent blocks J_ij(x): not a fixed linear operator.
+    linear: ClassVar[bool] = False
 
     def __init__(
         self,
-        wq: ArrayLike,
-        wk: ArrayLike,
-        wv: ArrayLike,
-        wo: ArrayLike,
+        wq: Real[ArrayLike, "heads dim head_dim"],
+        wk: Real[ArrayLike, "heads dim head_dim"],
+        wv: Real[ArrayLike, "heads dim head_dim"],
+        wo: Real[ArrayLike, "heads head_dim dim"],
         *,
-        mask: ArrayLike | None = None,
-        strength=1.0,
+        mask: Bool[ArrayLike, "osc osc"] | None = None,
+        strength: Strength = 1.0,
     ):
         arrays = {}
         for name, w in (("wq", wq), ("wk", wk), ("wv", wv)):
@@ -134,8 +132,7 @@ class AttentionCoupling(AbstractVectorCoupling):
             arrays["wo"],
         )
         self.mask = mask
-        self.strength = _check_strength(strength)
-        self.tags = frozenset()
+        self.strength = check_strength(strength)
 
     @classmethod
     def init(
@@ -145,8 +142,8 @@ class AttentionCoupling(AbstractVectorCoupling):
         *,
         heads: int = 1,
         head_dim: int | None = None,
-        mask: ArrayLike | None = None,
-        strength=1.0,
+        mask: Bool[ArrayLike, "osc osc"] | None = None,
+        strength: Strength = 1.0,
         dtype=None,
     ) -> AttentionCoupling:
         """Random weights, i.i.d. normal with variance 1/fan-in (LeCun).
@@ -191,7 +188,7 @@ class AttentionCoupling(AbstractVectorCoupling):
     def heads(self) -> int:
         return self.wq.shape[0]
 
-    def weights(self, x: Float[Array, "osc dim"]) -> Float[Array, "heads osc osc"]:
+    def weights(self, x: SphereState) -> Float[Array, "heads osc osc"]:
         """Attention weights $A^h_{ij}(x)$, shape `(heads, osc, osc)`; rows sum to 1."""
         x = jnp.asarray(x)
         q = jnp.einsum("ia,had->hid", x, self.wq.astype(x.dtype), precision=_HIGHEST)
@@ -203,7 +200,7 @@ class AttentionCoupling(AbstractVectorCoupling):
             logits = jnp.where(m[None], logits, -jnp.inf)
         return jax.nn.softmax(logits, axis=-1)
 
-    def apply(self, x, t=0.0):
+    def apply(self, x: SphereState, t: ScalarLike = 0.0) -> SphereState:
         x = jnp.asarray(x)
         a = self.weights(x)
         v = jnp.einsum("ja,had->hjd", x, self.wv.astype(x.dtype), precision=_HIGHEST)
@@ -213,7 +210,7 @@ class AttentionCoupling(AbstractVectorCoupling):
         )
         return evaluate(self.strength, t) * out
 
-    def blocks(self, x: Float[Array, "osc dim"]) -> Float[Array, "osc osc dim dim"]:
+    def blocks(self, x: SphereState) -> Float[Array, "osc osc dim dim"]:
         r"""The state-dependent blocks $J_{ij}(x) = s\sum_h A^h_{ij}(x) W^{h\top}_O
         W^{h\top}_V$ at time 0, shape `(osc, osc, dim, dim)`, so that
         `apply(x) == einsum("ijab,jb->ia", blocks(x), x)`."""
