@@ -7,6 +7,10 @@ oscillator); `start`/`end` broadcast against each other.
 
 Ramps (`Linear`, `Cosine`, `Geometric`) go from `start` at `t0` to `end` at `t1` and are
 held constant outside `[t0, t1]`.
+
+Every schedule can be built inside `jax.jit` (e.g. from traced parameters being learned):
+value checks run in NumPy on concrete values and raise `ValueError` at once; on traced
+values they become `eqx.error_if` checks attached to the checked field.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ import abc
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike
+
+from ._custom_types import ScalarLike
 
 from ._misc import check_finite, is_concrete
 
@@ -39,9 +46,24 @@ def _ramp_fraction(t, t0, t1):
     return jnp.clip((t - t0) / (t1 - t0), 0.0, 1.0)
 
 
+def _check(value, bad, message: str):
+    """Check `bad(value)` now when `value` is concrete (NumPy, never staged into a trace)
+    or at run time through `eqx.error_if`; returns `value` (guarded when traced)."""
+    if is_concrete(value):
+        if np.any(bad(np.asarray(value))):
+            raise ValueError(f"{message}; got {value}")
+        return value
+    return eqx.error_if(value, jnp.any(bad(value)), message)
+
+
 def _check_ramp(t0, t1):
-    if isinstance(t0, int | float) and isinstance(t1, int | float) and not t1 > t0:
-        raise ValueError(f"schedule needs `t1 > t0`; got t0={t0}, t1={t1}")
+    """`t1` (guarded when traced) after checking `t1 > t0`."""
+    if is_concrete(t0, t1):
+        if not np.all(np.asarray(t1) > np.asarray(t0)):
+            raise ValueError(f"schedule needs `t1 > t0`; got t0={t0}, t1={t1}")
+        return t1
+    t1 = jnp.asarray(t1)
+    return eqx.error_if(t1, jnp.any(t1 <= t0), "schedule needs `t1 > t0`")
 
 
 class Constant(AbstractSchedule):
@@ -64,10 +86,10 @@ class AbstractRamp(AbstractSchedule):
     t0: eqx.AbstractVar[float]
     t1: eqx.AbstractVar[float]
 
-    def __check_init__(self):
+    def __post_init__(self):
         check_finite("start", self.start)
         check_finite("end", self.end)
-        _check_ramp(self.t0, self.t1)
+        self.t1 = _check_ramp(self.t0, self.t1)
 
     @abc.abstractmethod
     def blend(self, a: Array, b: Array, s: Array) -> Array:
@@ -83,8 +105,8 @@ class Linear(AbstractRamp):
 
     start: ArrayLike
     end: ArrayLike
-    t0: float = 0.0
-    t1: float = 1.0
+    t0: ScalarLike = 0.0
+    t1: ScalarLike = 1.0
 
     def blend(self, a, b, s):
         return a + (b - a) * s
@@ -95,8 +117,8 @@ class Cosine(AbstractRamp):
 
     start: ArrayLike
     end: ArrayLike
-    t0: float = 0.0
-    t1: float = 1.0
+    t0: ScalarLike = 0.0
+    t1: ScalarLike = 1.0
 
     def blend(self, a, b, s):
         return a + (b - a) * 0.5 * (1.0 - jnp.cos(jnp.pi * s))
@@ -107,14 +129,14 @@ class Geometric(AbstractRamp):
 
     start: ArrayLike
     end: ArrayLike
-    t0: float = 0.0
-    t1: float = 1.0
+    t0: ScalarLike = 0.0
+    t1: ScalarLike = 1.0
 
-    def __check_init__(self):
+    def __post_init__(self):
+        super().__post_init__()
         for name in ("start", "end"):
-            v = getattr(self, name)
-            if eqx.is_array_like(v) and not _is_traced(v) and jnp.any(jnp.asarray(v) <= 0):
-                raise ValueError(f"Geometric `{name}` must be > 0; got {v}")
+            message = f"Geometric `{name}` must be > 0"
+            setattr(self, name, _check(getattr(self, name), lambda x: x <= 0, message))
 
     def blend(self, a, b, s):
         return a * (b / a) ** s
@@ -133,7 +155,12 @@ class Table(AbstractSchedule):
     values: Array
 
     def __init__(self, ts: ArrayLike, values: ArrayLike):
-        self.ts = jnp.asarray(ts)
+        ts = jnp.asarray(ts)
+        if ts.ndim == 1 and ts.shape[0] > 1 and not is_concrete(ts):
+            ts = eqx.error_if(
+                ts, jnp.any(jnp.diff(ts) <= 0), "Table `ts` must be strictly increasing"
+            )
+        self.ts = ts
         self.values = jnp.asarray(values)
 
     def __check_init__(self):
@@ -146,8 +173,8 @@ class Table(AbstractSchedule):
             )
         check_finite("ts", self.ts)
         check_finite("values", self.values)
-        if not _is_traced(self.ts) and self.ts.shape[0] > 1:
-            if not bool(jnp.all(jnp.diff(self.ts) > 0)):
+        if self.ts.shape[0] > 1 and is_concrete(self.ts):
+            if not np.all(np.diff(np.asarray(self.ts)) > 0):
                 raise ValueError("Table `ts` must be strictly increasing")
 
     def __call__(self, t) -> Array:
@@ -158,7 +185,3 @@ class Table(AbstractSchedule):
         i = jnp.clip(jnp.searchsorted(ts, t, side="right") - 1, 0, ts.shape[0] - 2)
         w = (t - ts[i]) / (ts[i + 1] - ts[i])
         return self.values[i] * (1 - w) + self.values[i + 1] * w
-
-
-def _is_traced(x) -> bool:
-    return not is_concrete(x)

@@ -1,5 +1,6 @@
 """Schedules (time-dependent coefficients) and frequency/phase sampling."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -57,6 +58,46 @@ def test_forcing_schedule_drives_the_model():
 def test_bad_schedules(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+_SCHEDULES = {
+    "Constant": lambda a: kl.Constant(a),
+    "Linear": lambda a: kl.Linear(a, 2.0, t0=0.0, t1=1.0),
+    "Cosine": lambda a: kl.Cosine(a, 2.0, t0=0.0, t1=1.0),
+    "Geometric": lambda a: kl.Geometric(a, 2.0, t0=0.0, t1=1.0),
+    "Table": lambda a: kl.Table(jnp.array([0.0, 1.0]), jnp.stack([a, a + 1.0])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_SCHEDULES))
+def test_every_schedule_is_constructible_under_jit(name):
+    # A learning user builds schedules from (traced) parameters inside jit; the value
+    # checks must not convert tracers to bools (Geometric used to raise
+    # TracerBoolConversionError here).
+    make = _SCHEDULES[name]
+    eager = float(make(jnp.asarray(0.5))(0.25))
+    traced = jax.jit(lambda a: make(a)(0.25))(jnp.asarray(0.5))
+    constant = jax.jit(lambda t: make(0.5)(t))(0.25)  # concrete values, built in jit
+    np.testing.assert_allclose(traced, eager, rtol=1e-6)
+    np.testing.assert_allclose(constant, eager, rtol=1e-6)
+    grad = jax.jit(jax.grad(lambda a: make(a)(0.25)))(jnp.asarray(0.5))
+    assert np.isfinite(grad) and grad != 0
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda v: kl.Geometric(v, 1.0),
+        lambda v: kl.Geometric(1.0, v),
+        lambda v: kl.Linear(0.0, 1.0, t0=1.0, t1=v),
+        lambda v: kl.Table(jnp.stack([jnp.zeros(()), v]), jnp.array([1.0, 2.0])),
+    ],
+)
+def test_bad_traced_schedule_values_raise_at_run_time(make):
+    run = eqx.filter_jit(lambda v: make(v)(0.5))
+    run(jnp.asarray(2.0))  # valid
+    with pytest.raises(Exception, match="must be > 0|t1 > t0|strictly increasing"):
+        jax.block_until_ready(run(jnp.asarray(0.0)))
 
 
 @pytest.mark.parametrize(

@@ -208,7 +208,9 @@ def _concrete(coupling, fn, what: str, inside_jit: str | None):
         )
     with jax.ensure_compile_time_eval():
         out = fn()
-    return tuple(np.asarray(v) for v in out) if isinstance(out, tuple) else np.asarray(out)
+    if isinstance(out, tuple):
+        return tuple(np.asarray(v) for v in out)
+    return np.asarray(out)
 
 
 def check_declared(coupling: AbstractOperator, tags: frozenset, name: str):

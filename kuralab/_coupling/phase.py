@@ -59,7 +59,9 @@ class AbstractCoupling(AbstractOperator):
     override `_asymmetry` / `_all_weights_nonnegative` for a cheaper exact check.
     """
 
-    def as_matrix(self, n: int | None = None, t: ScalarLike = 0.0) -> Float[Array, "osc osc"]:
+    def as_matrix(
+        self, n: int | None = None, t: ScalarLike = 0.0
+    ) -> Float[Array, "osc osc"]:
         """Materialise `K(t)` as an `(n, n)` matrix (row i receives). For tests and
         theorem checks; O(n^2) memory."""
         n = self.n_osc if n is None else n
