@@ -1,5 +1,6 @@
 """Couplings: the four operators agree on the complete graph, tags, bad input."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 from jax.experimental import sparse
 
 import kuralab as kl
+from kuralab._coupling import coupling_blocks
 
 
 def _complete_graph_couplings(K, side):
@@ -108,3 +110,115 @@ def test_schedule_strength_scales_in_time():
 def test_bad_coupling_input(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_tags_are_facts_of_the_current_values_after_an_optimiser_step():
+    # A symmetric, non-negative coupling trained by optax: the tags must follow the new
+    # matrix, not the one it was built with.
+    import optax
+
+    sym = jnp.array([[0.0, 1.0], [1.0, 0.0]])
+    c = kl.DenseCoupling(sym, tags=(kl.symmetric_tag, kl.nonnegative_tag))
+    assert c.tags == {kl.symmetric_tag, kl.nonnegative_tag}
+
+    def loss(c):  # pulls K_01 up and K_10 below zero: asymmetric, negative
+        return -c.matrix[0, 1] + 3.0 * c.matrix[1, 0]
+
+    opt = optax.sgd(1.0)
+    grads = eqx.filter_grad(loss)(c)
+    updates, _ = opt.update(grads, opt.init(eqx.filter(c, eqx.is_array)))
+    trained = eqx.apply_updates(c, updates)
+    assert not trained.symmetric and not trained.is_symmetric(rtol=0.1)
+    assert not trained.nonnegative
+    assert trained.tags == frozenset()
+    # K = [[0, 2], [-2, 0]]: max|K - K^T| / max|K| = 4 / 2.
+    np.testing.assert_allclose(trained.symmetry_defect(), 2.0, rtol=1e-6)
+    # The theorem check measures the same fact.
+    model = kl.Kuramoto(jnp.zeros(2), trained)
+    hyp = kl.lyapunov_hypotheses(model)
+    assert not bool(hyp["holds"].sel(hypothesis="symmetric_coupling"))
+
+
+def test_symmetry_checks_per_coupling():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(7, 7))
+    sym, asym = a + a.T, a
+    assert kl.DenseCoupling(sym).is_symmetric()
+    assert not kl.DenseCoupling(asym).is_symmetric()
+    near = sym + 1e-4 * asym  # float32: visible, but small
+    assert not kl.DenseCoupling(near).is_symmetric()
+    assert kl.DenseCoupling(near).is_symmetric(rtol=1e-3)
+    assert kl.DenseCoupling(near).is_symmetric(atol=1e-3)
+    # Sparse: edges against their reverses (repeated edges add up), no dense matrix.
+    assert kl.SparseCoupling.from_dense(sym).is_symmetric()
+    assert not kl.SparseCoupling.from_dense(asym).is_symmetric()
+    dup = kl.SparseCoupling([0, 0, 1], [1, 1, 0], [1.0, 2.0, 3.0], n=2)
+    assert dup.is_symmetric()
+    one_way = kl.SparseCoupling([0], [1], [1.0], n=2)
+    assert not one_way.is_symmetric() and one_way.is_nonnegative()
+    big = kl.SparseCoupling([0, 9999], [9999, 0], [2.0, 2.0], n=10_000)
+    assert big.is_symmetric()  # used to be trusted, not checked, above n = 4096
+    assert not kl.SparseCoupling([0, 9999], [9999, 0], [2.0, 1.0], n=10_000).symmetric
+    # Mean field: symmetric by construction, non-negative iff K >= 0; schedules unproved.
+    assert kl.MeanField(-1.0).is_symmetric()
+    assert not kl.MeanField(kl.Linear(0.0, 1.0)).is_nonnegative()
+    # Under jit the defect is a JAX scalar; the bool checks ask for concrete values.
+    defect = jax.jit(lambda m: kl.DenseCoupling(m).symmetry_defect())(asym)
+    np.testing.assert_allclose(defect, kl.DenseCoupling(asym).symmetry_defect())
+    with pytest.raises(TypeError, match="concrete values.*symmetry_defect"):
+        jax.jit(lambda m: kl.DenseCoupling(m).is_symmetric())(sym)
+
+
+def test_declared_tags_are_checked_under_jit():
+    build = eqx.filter_jit(
+        lambda m: kl.DenseCoupling(m, tags=kl.symmetric_tag).apply(jnp.ones(2))
+    )
+    np.testing.assert_allclose(build(jnp.eye(2)), [1.0, 1.0])
+    with pytest.raises(Exception, match="declared"):
+        jax.block_until_ready(build(jnp.array([[0.0, 1.0], [2.0, 0.0]])))
+
+
+class _Ring(kl.AbstractCoupling):
+    """A user coupling: nothing but `apply` and `n_osc` (no `linear`, no tags)."""
+
+    k: jax.Array
+
+    @property
+    def n_osc(self):
+        return None
+
+    def apply(self, u, t=0.0):
+        return self.k * (jnp.roll(u, 1, axis=0) + jnp.roll(u, -1, axis=0))
+
+
+class _Rotate(kl.AbstractVectorCoupling):
+    """A user vector coupling: a fixed rotation of each neighbour's vector."""
+
+    w: jax.Array
+
+    @property
+    def n_osc(self):
+        return 4
+
+    @property
+    def dim(self):
+        return 2
+
+    def apply(self, x, t=0.0):
+        return jnp.roll(x, 1, axis=0) @ self.w.T
+
+
+def test_user_couplings_need_no_linear_classvar():
+    ring = _Ring(jnp.asarray(0.5))
+    assert ring.linear and isinstance(ring, kl.AbstractOperator)
+    np.testing.assert_allclose(ring.as_matrix(4).sum(axis=1), np.ones(4))
+    rot = _Rotate(jnp.array([[0.0, -1.0], [1.0, 0.0]]))
+    assert rot.linear and isinstance(rot, kl.AbstractOperator)
+    assert not isinstance(rot, kl.AbstractCoupling)  # families stay apart
+    assert kl.AttentionCoupling.linear is False
+    blocks = coupling_blocks(rot, 4, 2)
+    assert blocks.shape == (4, 4, 2, 2)
+    assert not rot.is_symmetric()
+    model = kl.SphereKuramoto(None, rot)
+    hyp = kl.lyapunov_hypotheses(model)
+    assert bool(hyp["holds"].sel(hypothesis="linear_autonomous"))
