@@ -83,7 +83,7 @@ from ._export_key import (
     _trusted_type,
     _Unstable as _Unstable,
 )
-from .io import atomic_output
+from ._files import atomic_output
 
 logger = logging.getLogger(__name__)
 

@@ -43,22 +43,22 @@ removed and the target is untouched.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import errno
 import importlib.metadata
 import numbers
 import os
 import pathlib
-import secrets
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from . import _names as names
+from ._dataset import trajectory_to_dataset as trajectory_to_dataset
+from ._files import as_path as _as_path, atomic_output as atomic_output
 
 __all__ = [
     "PROVENANCE_KEYS",
@@ -374,61 +374,8 @@ def _merge_complex(ds: xr.Dataset) -> xr.Dataset:
 
 
 # ---------------------------------------------------------------------------------
-# Atomic files, save, load
+# save, load (atomic writes: kuralab/_files.py)
 # ---------------------------------------------------------------------------------
-
-
-def _as_path(path, argname: str = "path") -> pathlib.Path:
-    if not isinstance(path, str | os.PathLike):
-        raise TypeError(
-            f"`{argname}` must be a str or os.PathLike; got {type(path).__name__}"
-        )
-    return pathlib.Path(path)
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[pathlib.Path]:
-    """Context manager for writing a file atomically.
-
-    Yields a temporary path `.<name>.tmp-<pid>-<random>` in the target's directory
-    (creating parent directories). Write the file there; on normal exit it is flushed
-    to disk and renamed onto `path` with `os.replace`. On any exception the temporary
-    file is removed, the target is left untouched, and the exception propagates.
-
-    !!! Example
-
-        ```python
-        with kl.io.atomic_output("out/table.csv") as tmp:
-            tmp.write_text(text)
-        ```
-    """
-    target = _as_path(path)
-    if target.is_dir():
-        raise IsADirectoryError(
-            errno.EISDIR, "the output path is a directory", str(target)
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        yield tmp
-        if not tmp.exists():
-            raise FileNotFoundError(
-                errno.ENOENT, "nothing was written to the temporary file", str(tmp)
-            )
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    # Persist the rename itself (best effort: not every platform can open a directory).
-    with contextlib.suppress(OSError):
-        fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _encoding(ds: xr.Dataset) -> dict[Any, dict[str, Any]]:
@@ -516,8 +463,3 @@ def load(path: str | os.PathLike) -> xr.Dataset:
     with xr.open_dataset(p, engine="netcdf4") as opened:
         ds = opened.load()
     return _merge_complex(ds)
-
-
-# Registers the `ds.kura` accessor (kept in its own module).
-from . import _accessor as _accessor  # noqa: E402,F401
-from ._dataset import trajectory_to_dataset as trajectory_to_dataset  # noqa: E402

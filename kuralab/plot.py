@@ -23,7 +23,7 @@ import numpy as np
 import xarray as xr
 
 from . import _names as names
-from .io import atomic_output
+from ._files import atomic_output
 
 __all__ = ["plot_order_parameter", "plot_raster", "plot_sweep", "save_figure"]
 

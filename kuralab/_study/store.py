@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ..io import atomic_output
+from .._files import atomic_output
 
 __all__ = ["ChunkStore", "ChunkStoreError", "chunk_dir"]
 
