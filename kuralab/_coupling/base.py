@@ -53,9 +53,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float
+from jaxtyping import Array, Bool
 
-from .._custom_types import NodeSignal, ScalarLike
+from .._custom_types import NodeSignal, Scalar, ScalarLike
 from .._misc import (
     _KNOWN_TAGS,
     as_float_array,
@@ -91,7 +91,7 @@ def strength_nonnegative(strength) -> Bool[Array, ""]:
     return jnp.all(jnp.asarray(strength) >= 0)
 
 
-def relative_defect(num, den) -> Float[Array, ""]:
+def relative_defect(num, den) -> Scalar:
     """`num / den` as a relative defect: 0 when `num == 0`, inf when only `den` is 0."""
     num = jnp.asarray(num)
     den = jnp.asarray(den, num.dtype)
@@ -149,7 +149,7 @@ class AbstractOperator(eqx.Module):
 
     # -- structure checks (public) -----------------------------------------------------
 
-    def symmetry_defect(self) -> Float[Array, ""]:
+    def symmetry_defect(self) -> Scalar:
         r"""Relative asymmetry of the current values, $\max|K - K^\top| / \max|K|$ (for
         vector couplings $J_{ij}$ against $J_{ji}^\top$): 0 exactly when symmetric, NaN
         for a state-dependent coupling. A JAX scalar: usable inside `jit`."""

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, Real
 
-from .._custom_types import NodeSignal, ScalarLike
+from .._custom_types import CouplingMatrix, NodeSignal, ScalarLike
 from .._misc import as_tags, check_finite, is_concrete
 from .._schedules import AbstractSchedule, evaluate
 from .base import (
@@ -131,7 +131,7 @@ class DenseCoupling(AbstractCoupling):
     strength: ScalarLike | AbstractSchedule
 
     def __init__(
-        self, matrix: Real[ArrayLike, "osc osc"], strength: Strength = 1.0, tags=()
+        self, matrix: CouplingMatrix, strength: Strength = 1.0, tags=()
     ):
         matrix = jnp.asarray(matrix)
         if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
@@ -229,7 +229,7 @@ class SparseCoupling(AbstractCoupling):
 
     @classmethod
     def from_dense(
-        cls, matrix: Real[ArrayLike, "osc osc"], *, strength: Strength = 1.0, tags=()
+        cls, matrix: CouplingMatrix, *, strength: Strength = 1.0, tags=()
     ) -> SparseCoupling:
         """Edges at the non-zero entries of a concrete `(osc, osc)` matrix."""
         m = np.asarray(matrix)
