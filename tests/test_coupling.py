@@ -222,3 +222,30 @@ def test_user_couplings_need_no_linear_classvar():
     model = kl.SphereKuramoto(None, rot)
     hyp = kl.lyapunov_hypotheses(model)
     assert bool(hyp["holds"].sel(hypothesis="linear_autonomous"))
+
+
+class _OldStyle(kl.AbstractCoupling):
+    """Written against the former API: stores its own `tags`, spells out `linear`."""
+
+    k: jax.Array
+    tags: frozenset = eqx.field(static=True)
+    linear = True
+
+    def __init__(self, k):
+        self.k = jnp.asarray(k)
+        self.tags = frozenset({kl.symmetric_tag})
+
+    @property
+    def n_osc(self):
+        return 3
+
+    def apply(self, u, t=0.0):
+        return self.k * jnp.roll(u, 1, axis=0)
+
+
+def test_couplings_written_against_the_former_tag_api_still_work():
+    c = _OldStyle(1.0)
+    assert c.tags == {kl.symmetric_tag}  # its own field, as before
+    assert not c.is_symmetric()  # the check measures the operator (a one-way ring)
+    hyp = kl.lyapunov_hypotheses(kl.Kuramoto(jnp.zeros(3), c))
+    assert not bool(hyp["holds"].sel(hypothesis="symmetric_coupling"))
