@@ -417,3 +417,17 @@ def test_errors():
         lyapunov_hypotheses(
             SphereKuramoto(None, kl.MeanField(1.0), n_osc=50, dim=2), max_dense=10
         )
+
+
+def test_phase_hypotheses_at_any_size_measure_the_coupling():
+    # The coupling measures its own symmetry: no (n, n) matrix for a mean field or a
+    # sparse graph, so the theorem check works far beyond max_dense.
+    n = 20_000
+    mf = kl.Kuramoto(np.zeros(n), kl.MeanField(1.0))
+    hyp = lyapunov_hypotheses(mf, max_dense=10)
+    assert hyp.attrs["theorem"] == "gradient flow"
+    ring = np.arange(n)
+    one_way = kl.SparseCoupling(ring, (ring + 1) % n, np.ones(n), n=n)
+    hyp = lyapunov_hypotheses(kl.Kuramoto(np.zeros(n), one_way), max_dense=10)
+    assert not bool(hyp.holds.sel(hypothesis="symmetric_coupling"))
+    assert float(hyp.defect.sel(hypothesis="symmetric_coupling")) == pytest.approx(1.0)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import math
 
-import equinox as eqx
-
 from .._coupling import coupling_blocks, is_autonomous
 
-__all__ = ["coupling_blocks", "coupling_matrix", "is_autonomous", "relative"]
+__all__ = ["coupling_blocks", "is_autonomous", "relative"]
 
 
 def relative(num: float, den: float) -> float:
@@ -16,9 +14,3 @@ def relative(num: float, den: float) -> float:
     if num == 0.0:
         return 0.0
     return num / den if den > 0 else math.inf
-
-
-@eqx.filter_jit
-def coupling_matrix(coupling, n: int):
-    """A phase coupling as its dense `(n, n)` matrix (compiled once per structure)."""
-    return coupling.as_matrix(n)
