@@ -1,0 +1,203 @@
+"""Study: KuraNet global synchrony, cases I--III (KuraNet Table I), trained vs control.
+
+    python studies/kuranet_global.py [--cases I,II,III] [--size-n 2000] [--steps N]
+                                     [--out data/runs/kuranet_global.nc]
+    python analysis/kuranet_global.py data/runs/kuranet_global.nc
+
+A pair MLP $K_\\mu(x_i, x_j)$ (`kl.learn.PairwiseMLPCoupling`, hidden (128, 128), node
+normalisation with mean degree 1, symmetric) is trained so that networks of n = 100
+oscillators with disordered frequencies (I), frequencies and fields (II) or high
+frequencies and step delays (III) synchronise: loss 1 - R averaged over 50 Euler steps
+(dt = 0.1) after 100 burn-in steps without gradients. Settings are the reference's
+(`experiments.cfg`): 10,000 training samples cut into 100 networks per epoch; case I:
+SGD lr 5e-4, clip 1, 2 epochs; case II: SGD lr 1e-2, clip 1, 2 epochs; case III: SGD lr
+5e-2, momentum 0.5, clip 5, 3 epochs.
+
+Test regimes (our reading of the paper's columns): Data = new n = 100 networks; Size =
+one network made of `size_n` of the training samples (the paper's 10,000 = all of them);
+Data+Size = one network of `size_n` new samples. Couplings compared: `trained`,
+`control` (the same MLP untrained: same normalisation, hence the same mean degree 1)
+and `uniform` (all-to-all K_ij = 1/n, mean degree 1).
+
+Writes ONE netCDF file (kl.io.save: atomic, with provenance): the test losses, the
+paper's numbers beside them, each case's training history, an example coupling matrix
+of a test network, R(t) on it, and the c_x diagnostic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import xarray as xr
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from kuranet_common import Timer, common_args, epoch_batches, mean_loss, stack, take  # noqa: E402
+
+import kuralab as kl  # noqa: E402
+import kuralab.learn as L  # noqa: E402
+
+REGIMES = ("data", "size", "data_size")
+COUPLINGS = ("trained", "control", "uniform")
+#: KuraNet Table I (circular variance 1 - R): trained / control per regime.
+PAPER = {
+    "I": {"trained": (0.0667, 0.0681, 0.0682), "control": (0.7412, 0.9172, 0.9144)},
+    "II": {"trained": (0.1527, 0.1823, 0.1890), "control": (0.7370, 0.8969, 0.9378)},
+    "III": {"trained": (0.3800, 0.7026, 0.6855), "control": (0.8920, 0.9707, 0.9753)},
+}
+#: experiments.cfg: optimiser and epochs per case.
+SETTINGS = {
+    "I": dict(lr=5e-4, momentum=0.0, clip=1.0, epochs=2),
+    "II": dict(lr=1e-2, momentum=0.0, clip=1.0, epochs=2),
+    "III": dict(lr=5e-2, momentum=0.5, clip=5.0, epochs=3),
+}
+BURN_IN, WINDOW, DT = 100, 50, 0.1
+
+
+def loss(c, d):
+    return L.kuranet_loss(c, d, burn_in=BURN_IN, window=WINDOW, dt=DT)
+
+
+def _R(t, theta):
+    return jnp.abs(kl.order_parameter(theta))
+
+
+def uniform_loss(d):
+    """The all-to-all control K_ij = 1/n (mean degree 1)."""
+    field, delay = d.get("field"), d.get("delay")
+    m = kl.Kuramoto(
+        d["omega"], kl.MeanField(1.0),
+        forcing=None if field is None else kl.Forcing(-field, 0.0),
+        delays=None if delay is None else kl.Delays(delay, convention="kuranet"),
+    )
+    traj = kl.simulate(m, jnp.zeros(m.n_osc), t1=(BURN_IN + WINDOW) * DT, dt=DT,
+                       burn_in=BURN_IN * DT, solver="euler", saveat=kl.SaveAt(every=1, fn=_R))
+    return float(jnp.mean(1.0 - traj.ys))
+
+
+def r_of_t(coupling, d):
+    """R(t) from t = 0 to the end of the loss window on one network."""
+    m = L.kuranet_model(coupling, d)
+    traj = kl.simulate(m, jnp.zeros(m.n_osc), t1=(BURN_IN + WINDOW) * DT, dt=DT, solver="euler",
+                       saveat=kl.SaveAt(every=1, fn=_R))
+    return np.asarray(traj.ys)
+
+
+def run_case(case, args, log):
+    s = SETTINGS[case]
+    key = jax.random.key(args.seed)
+    k_init, k_train, k_fit, k_test, k_big, k_perm = jax.random.split(jax.random.fold_in(key, len(case)), 6)
+    hidden = tuple(int(h) for h in args.hidden.split(","))
+    control = L.PairwiseMLPCoupling(3, hidden=hidden, hidden_norm=args.hidden_norm, key=k_init)
+    train = L.data.kuranet_disorder(k_train, args.train_samples, case)
+    batches, per_epoch = epoch_batches(train, args.train_samples, args.n, k_perm)
+    epochs = s["epochs"] if args.epochs is None else args.epochs
+    steps = args.steps if args.steps is not None else int(round(epochs * per_epoch))
+    opt = optax.sgd(s["lr"], momentum=s["momentum"] or None)
+    log(f"case {case}: training {steps} steps (SGD lr {s['lr']}, momentum {s['momentum']}, clip {s['clip']})")
+    trained, hist = L.fit(lambda c, d, k: loss(c, d), control, batches, opt, steps=steps, key=k_fit,
+                          max_grad_norm=s["clip"], progress=args.progress)
+    log(f"case {case}: trained; first/last 10-step mean loss "
+        f"{float(hist.loss[:10].mean()):.3f} / {float(hist.loss[-10:].mean()):.3f}")
+
+    tests = [L.data.kuranet_disorder(jax.random.fold_in(k_test, i), args.n, case)
+             for i in range(args.test_graphs)]
+    data = stack(tests)
+    size_n = min(args.size_n, args.train_samples)
+    size_net = take(train, jnp.arange(size_n))
+    new_big = L.data.kuranet_disorder(k_big, args.size_n, case)
+    out = np.full((len(REGIMES), len(COUPLINGS)), np.nan)
+    for j, (name, c) in enumerate((("trained", trained), ("control", control))):
+        out[0, j] = mean_loss(loss, c, data)
+        out[1, j] = float(loss(c, size_net))
+        out[2, j] = float(loss(c, new_big))
+    out[0, 2] = float(np.mean([uniform_loss(d) for d in tests]))
+    out[1, 2] = uniform_loss(size_net)
+    out[2, 2] = uniform_loss(new_big)
+    log(f"case {case}: test losses (rows {REGIMES}, cols {COUPLINGS}):\n{np.round(out, 4)}")
+
+    d0 = tests[0]
+    order = np.argsort(np.asarray(d0["omega"]))
+    x0 = L.node_features(d0)
+    K = {n: np.asarray(c.matrix(x0))[np.ix_(order, order)] for n, c in (("trained", trained), ("control", control))}
+    cx = {n: (float(L.feature_correlation(K[n], np.asarray(x0)[order])),
+              float(L.feature_correlation(K[n], np.asarray(d0["omega"])[order])))
+          for n in K}
+    R = {n: r_of_t(c, d0) for n, c in (("trained", trained), ("control", control))}
+    return dict(loss=out, hist=hist, K=K, cx=cx, R=R, omega=np.asarray(d0["omega"])[order],
+                steps=steps, size_n=size_n)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cases", default="I,II,III")
+    common_args(p, out="data/runs/kuranet_global.nc")
+    args = p.parse_args(argv)
+    cases = [c.strip() for c in args.cases.split(",")]
+    bad = [c for c in cases if c not in SETTINGS]
+    if bad:
+        p.error(f"--cases: unknown case(s) {bad}; expected a subset of I,II,III")
+    timer = Timer()
+
+    def log(msg):
+        print(f"[{timer()}] {msg}", flush=True)
+
+    res = {c: run_case(c, args, log) for c in cases}
+    max_steps = max(r["steps"] for r in res.values())
+    hist = np.full((len(cases), max_steps), np.nan)
+    for i, c in enumerate(cases):
+        h = res[c]["hist"].loss.values
+        hist[i, : h.size] = h
+    paper = np.full((len(cases), len(REGIMES), len(COUPLINGS)), np.nan)
+    for i, c in enumerate(cases):
+        paper[i, :, 0] = PAPER[c]["trained"]
+        paper[i, :, 1] = PAPER[c]["control"]
+    n = args.n
+    steps_t = (np.arange(BURN_IN + WINDOW + 1)) * DT
+    ds = xr.Dataset(
+        {
+            "loss": (("case", "regime", "coupling"), np.stack([res[c]["loss"] for c in cases]),
+                     {"long_name": "test circular variance 1 - R over the loss window", "units": "1"}),
+            "paper_loss": (("case", "regime", "coupling"), paper,
+                           {"long_name": "KuraNet Table I (trained, control)", "units": "1"}),
+            "train_loss": (("case", "step"), hist, {"long_name": "training loss per step", "units": "1"}),
+            "K_example": (("case", "coupling_kind", "receiver", "sender"),
+                          np.stack([[res[c]["K"][k] for k in ("trained", "control")] for c in cases]),
+                          {"long_name": "coupling of test network 0, nodes sorted by omega", "units": "1"}),
+            "omega_example": (("case", "receiver"), np.stack([res[c]["omega"] for c in cases]),
+                              {"long_name": "natural frequencies of test network 0, sorted", "units": "rad/time"}),
+            "R_example": (("case", "coupling_kind", "time"),
+                          np.stack([[res[c]["R"][k] for k in ("trained", "control")] for c in cases]),
+                          {"long_name": "order parameter R(t) on test network 0", "units": "1"}),
+            "c_x": (("case", "coupling_kind"), np.array([[res[c]["cx"][k][0] for k in ("trained", "control")] for c in cases]),
+                    {"long_name": "feature correlation c_x over (h, omega, tau)", "units": "1"}),
+            "c_omega": (("case", "coupling_kind"), np.array([[res[c]["cx"][k][1] for k in ("trained", "control")] for c in cases]),
+                        {"long_name": "feature correlation c_x of omega alone", "units": "1"}),
+        },
+        coords={
+            "case": ("case", cases), "regime": ("regime", list(REGIMES)),
+            "coupling": ("coupling", list(COUPLINGS)), "coupling_kind": ("coupling_kind", ["trained", "control"]),
+            "step": ("step", np.arange(max_steps)), "time": ("time", steps_t, {"units": "time"}),
+            "receiver": ("receiver", np.arange(n)), "sender": ("sender", np.arange(n)),
+        },
+        attrs={
+            "title": "KuraNet global synchrony (Table I), trained vs control",
+            "n_train": n, "size_n": int(args.size_n), "train_samples": args.train_samples,
+            "test_graphs": args.test_graphs, "hidden": args.hidden, "hidden_norm": args.hidden_norm,
+            "burn_in_steps": BURN_IN, "window_steps": WINDOW, "dt": DT,
+            "train_steps": ",".join(f"{c}:{res[c]['steps']}" for c in cases),
+            "command": " ".join(["python", "studies/kuranet_global.py", *(argv or sys.argv[1:])]),
+        },
+    )
+    path = kl.io.save(ds, args.out, seeds=args.seed)
+    log(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
