@@ -11,7 +11,10 @@ frequencies and step delays (III) synchronise: loss 1 - R averaged over 50 Euler
 (dt = 0.1) after 100 burn-in steps without gradients. Settings are the reference's
 (`experiments.cfg`): 10,000 training samples cut into 100 networks per epoch; case I:
 SGD lr 5e-4, clip 1, 2 epochs; case II: SGD lr 1e-2, clip 1, 2 epochs; case III: SGD lr
-5e-2, momentum 0.5, clip 5, 3 epochs.
+5e-2, momentum 0.5, clip 5, 3 epochs. One departure: case I trains for 15 epochs
+(1,500 steps, ~80 s on 2 cores), since at lr 5e-4 the reference's 2 epochs stop while
+the loss is still falling (Data 1 - R = 0.38 after 200 steps, 0.039 after 1,500; paper
+0.067). `--epochs 2` gives the reference's schedule.
 
 Test regimes (our reading of the paper's columns): Data = new n = 100 networks; Size =
 one network made of `size_n` of the training samples (the paper's 10,000 = all of them);
@@ -52,7 +55,8 @@ PAPER = {
 }
 #: experiments.cfg: optimiser and epochs per case.
 SETTINGS = {
-    "I": dict(lr=5e-4, momentum=0.0, clip=1.0, epochs=2),
+    # 15 epochs, not the reference's 2: at lr 5e-4 two epochs leave case I under-trained.
+    "I": dict(lr=5e-4, momentum=0.0, clip=1.0, epochs=15),
     "II": dict(lr=1e-2, momentum=0.0, clip=1.0, epochs=2),
     "III": dict(lr=5e-2, momentum=0.5, clip=5.0, epochs=3),
 }
