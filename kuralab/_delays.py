@@ -20,7 +20,6 @@ while a phase moves by less than pi per step (any sensible `dt`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -31,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
-from ._misc import TWO_PI, check_finite, is_concrete, nearest
+from ._misc import check_finite, is_concrete, nearest
 
 CONVENTIONS = ("physical", "kuranet")
 

@@ -49,8 +49,6 @@ here.
 
 from __future__ import annotations
 
-import math
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -60,6 +58,8 @@ import xarray as xr
 from . import _names as names
 from ._custom_types import RealLike, Scalar, ScalarLike
 from ._integrate import SaveAt, simulate
+from ._integrate.options import check_state
+from ._models._theorems import relative
 from ._models.base import AbstractModel
 from ._models.kuramoto import PHASE_HYPOTHESES, Kuramoto
 from ._models.sphere import SPHERE_HYPOTHESES, SphereKuramoto
@@ -95,18 +95,6 @@ def _check_model(model, what: str) -> None:
         )
 
 
-def _check_state(model, y):
-    y = jnp.asarray(y)
-    if tuple(y.shape) != tuple(model.state_shape):
-        raise ValueError(
-            f"`y` must have the model's state shape {tuple(model.state_shape)}; got "
-            f"{tuple(y.shape)} (batch with jax.vmap)"
-        )
-    if not jnp.issubdtype(y.dtype, jnp.floating):
-        y = y.astype(jnp.result_type(float))
-    return y
-
-
 def energy(model: AbstractModel, y: RealLike, t: ScalarLike = 0.0) -> Scalar:
     r"""The model's energy at state `y` (time `t`): a scalar, `model.energy(y, t)`.
 
@@ -126,7 +114,7 @@ def energy(model: AbstractModel, y: RealLike, t: ScalarLike = 0.0) -> Scalar:
     **Returns:** a 0-d array (model units; $|x| = 1$).
     """
     _check_model(model, "energy")
-    return model.energy(_check_state(model, y), t)
+    return model.energy(check_state(model, y, "y", finite=False), t)
 
 
 def akorn_logged_energy(
@@ -146,7 +134,7 @@ def akorn_logged_energy(
         raise TypeError(
             f"`model` must be kl.SphereKuramoto; got {type(model).__name__}"
         )
-    return model.logged_energy(_check_state(model, x), t)
+    return model.logged_energy(check_state(model, x, "x", finite=False), t)
 
 
 def phase_potential(
@@ -170,7 +158,7 @@ def phase_potential(
     """
     if not isinstance(model, Kuramoto):
         raise TypeError(f"`model` must be kl.Kuramoto; got {type(model).__name__}")
-    return model.energy(_check_state(model, theta), t)
+    return model.energy(check_state(model, theta, "theta", finite=False), t)
 
 
 @eqx.filter_jit
@@ -184,8 +172,7 @@ def _series(model, ts, ys):
         e, de = jax.jvp(
             lambda tt, yy: model.energy(yy, tt), (t, y), (jnp.ones_like(t), f)
         )
-        logged = {k: v for k, (v, _) in model.logged_energies(y, t).items()}
-        return e, de, model.energy_scale(y, t), logged
+        return e, de, model.energy_scale(y, t), model.logged_energies(y, t)
 
     return jax.vmap(one)(ts, ys)
 
@@ -193,12 +180,6 @@ def _series(model, ts, ys):
 # ---------------------------------------------------------------------------------
 # Hypotheses
 # ---------------------------------------------------------------------------------
-
-
-def _rel(num: float, den: float) -> float:
-    if num == 0.0:
-        return 0.0
-    return num / den if den > 0 else math.inf
 
 
 def lyapunov_hypotheses(
@@ -357,7 +338,7 @@ def check_lyapunov(
     numeric = np.gradient(E, t_np) if E.size > 1 else np.zeros_like(E)
     interior = slice(1, -1) if E.size > 2 else slice(None)
     an_scale = float(np.max(np.abs(dE))) if dE.size else 0.0
-    mismatch = _rel(
+    mismatch = relative(
         float(np.max(np.abs(numeric - dE)[interior], initial=0.0)), an_scale
     )
     holds = hyp.attrs["theorem"] != "none"
@@ -389,12 +370,11 @@ def check_lyapunov(
             {"units": "1", "long_name": "dE/dt by central differences of saved E(t)"},
         ),
     }
-    long_names = {k: ln for k, (_, ln) in model.logged_energies(ys[0], ts[0]).items()}
     for k, series in logged.items():
         data[k] = (
             (names.TIME,),
             np.asarray(series, np.float64),
-            {"units": "1", "long_name": long_names[k]},
+            {"units": "1", "long_name": model.logged_energy_descriptions[k]},
         )
     scalars = {
         "max_increase": (max_inc, "largest rise of E above its running minimum"),

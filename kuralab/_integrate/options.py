@@ -73,17 +73,20 @@ def check_times(t0, t1, dt, burn_in) -> tuple[float, float, float, float]:
     return t0, t1, dt, burn_in
 
 
-def check_state(model, y0):
-    y0 = jnp.asarray(y0)
-    if not jnp.issubdtype(y0.dtype, jnp.floating):
-        y0 = y0.astype(jnp.result_type(float))
-    if tuple(y0.shape) != tuple(model.state_shape):
+def check_state(model, y, name: str = "y0", *, finite: bool = True):
+    """`y` as a floating array of the model's state shape (one-line error naming
+    `name` otherwise); with `finite`, also finite where concrete."""
+    y = jnp.asarray(y)
+    if not jnp.issubdtype(y.dtype, jnp.floating):
+        y = y.astype(jnp.result_type(float))
+    if tuple(y.shape) != tuple(model.state_shape):
         raise ValueError(
-            f"`y0` must have the model's state shape {tuple(model.state_shape)}; got "
-            f"shape {tuple(y0.shape)}"
+            f"`{name}` must have the model's state shape {tuple(model.state_shape)}; "
+            f"got shape {tuple(y.shape)} (batch with jax.vmap)"
         )
-    check_finite("y0", y0)
-    return y0
+    if finite:
+        check_finite(name, y)
+    return y
 
 
 def check_noise(noisy: bool, key, brownian: str, solver, adjoint):

@@ -1,12 +1,10 @@
-"""Small helpers shared by the models' energy-theorem checks (hypothesis defects)."""
+"""The relative defect shared by the models' energy-theorem checks and `kl.check_lyapunov`."""
 
 from __future__ import annotations
 
 import math
 
-from .._coupling import coupling_blocks, is_autonomous
-
-__all__ = ["coupling_blocks", "is_autonomous", "relative"]
+__all__ = ["relative"]
 
 
 def relative(num: float, den: float) -> float:

@@ -28,7 +28,8 @@ in $dy = f\,dt + g\,dW$ (or `None`); `sender_delays` a `kl.Delays` (or `None`).
 
 **Optional.** `energy(y, t)` (a scalar; override it and `kl.energy` works),
 `energy_scale(y, t)` (the size of the energy's rounding error), `logged_energies(y, t)`
-(extra energy-like series `kl.check_lyapunov` reports), and `lyapunov_hypotheses(...)`
+(extra energy-like series `kl.check_lyapunov` reports, described by the class's
+`logged_energy_descriptions`), and `lyapunov_hypotheses(...)`
 (the hypotheses of the theorem that makes `energy` a Lyapunov function).
 
 **Metadata for datasets.** `state_dims` (dimension names of one state, from
@@ -138,9 +139,13 @@ class AbstractModel(eqx.Module):
     #: Long name of the energy in `kl.check_lyapunov`'s Dataset.
     energy_description: ClassVar[str] = "energy"
 
-    def logged_energies(self, y, t=0.0) -> dict[str, tuple[Any, str]]:
+    #: Long names of the `logged_energies`, keyed by variable name (static metadata).
+    logged_energy_descriptions: ClassVar[dict[str, str]] = {}
+
+    def logged_energies(self, y, t=0.0) -> dict[str, Any]:
         """Extra energy-like quantities reported by `kl.check_lyapunov`:
-        `{variable name: (0-d value, long name)}`. Default none."""
+        `{variable name: 0-d value}`, the names those of
+        `logged_energy_descriptions`. Default none."""
         return {}
 
     def lyapunov_hypotheses(self, *, max_dense: int) -> LyapunovHypotheses:

@@ -9,14 +9,13 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
-from .._coupling import AbstractCoupling
+from .._coupling import AbstractCoupling, is_autonomous
 from .._custom_types import FrequenciesLike, ScalarLike
 from .._delays import Delays
 from .._fastmath import sincos
 from .._misc import as_float_array, check_finite
 from .._noise import Noise
 from .._schedules import AbstractSchedule, evaluate
-from ._theorems import is_autonomous
 from .base import AbstractPhaseModel, LyapunovHypotheses
 
 #: Hypotheses of the phase model's gradient-flow theorem, in report order.

@@ -24,11 +24,15 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._coupling import AbstractCoupling
+from .._coupling import (
+    AbstractCoupling,
+    AbstractVectorCoupling,
+    coupling_blocks,
+    is_autonomous,
+)
 from .._custom_types import Key
 from .._misc import check_finite, is_concrete
-from .._coupling import AbstractVectorCoupling
-from ._theorems import coupling_blocks, is_autonomous, relative
+from ._theorems import relative
 from .base import AbstractSphereModel, LyapunovHypotheses
 
 #: Hypotheses of the AKOrN theorems (App. F / G), in report order.
@@ -406,14 +410,13 @@ class SphereKuramoto(AbstractSphereModel):
         xjx, cx = self._energy_terms(y, t)
         return -jnp.sum(xjx) - jnp.sum(cx)
 
+    logged_energy_descriptions: ClassVar[dict[str, str]] = {
+        "E_logged": "AKOrN reference code's logged energy -sum_i x_i.((Jx)_i + c_i) "
+        "(no 1/2)"
+    }
+
     def logged_energies(self, y, t=0.0):
-        return {
-            "E_logged": (
-                self.logged_energy(y, t),
-                "AKOrN reference code's logged energy -sum_i x_i.((Jx)_i + c_i) "
-                "(no 1/2)",
-            )
-        }
+        return {"E_logged": self.logged_energy(y, t)}
 
     def lyapunov_hypotheses(self, *, max_dense: int) -> LyapunovHypotheses:
         """The hypotheses of AKOrN App. F and G (`SPHERE_HYPOTHESES`), measured.
@@ -422,14 +425,6 @@ class SphereKuramoto(AbstractSphereModel):
         return LyapunovHypotheses(
             _sphere_defects(self, max_dense), SPHERE_HYPOTHESES, _akorn_theorem
         )
-
-
-def _is_linear(coupling) -> bool:
-    return (
-        coupling is None
-        or isinstance(coupling, AbstractCoupling)
-        or (isinstance(coupling, AbstractVectorCoupling) and coupling.linear)
-    )
 
 
 @eqx.filter_jit
@@ -445,7 +440,7 @@ def _sphere_matrices(model: SphereKuramoto, linear: bool):
 def _sphere_defects(model: SphereKuramoto, max_dense: int) -> dict[str, float]:
     """Relative defect of each hypothesis (0 = holds exactly; NaN = not applicable)."""
     n, d = model.state_shape
-    linear = _is_linear(model.coupling)
+    linear = model.coupling is None or model.coupling.linear
     if linear and n * d > max_dense:
         raise ValueError(
             f"the hypotheses need J materialised as a ({n * d})^2 matrix (osc * dim = "
