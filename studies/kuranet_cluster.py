@@ -31,7 +31,16 @@ import optax
 import xarray as xr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kuranet_common import Timer, common_args, epoch_batches, mean_loss, stack, take  # noqa: E402
+from kuranet_common import (  # noqa: E402
+    common_args,
+    epoch_batches,
+    mean_loss,
+    padded,
+    stack,
+    subset,
+    take,
+    timed_log,
+)
 
 import kuralab as kl  # noqa: E402
 import kuralab.learn as L  # noqa: E402
@@ -123,20 +132,11 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=5e-5, help="Adam learning rate (reference 5e-5)")
     common_args(p, out="data/runs/kuranet_cluster.nc")
     args = p.parse_args(argv)
-    names = [s.strip() for s in args.datasets.split(",")]
-    bad = [s for s in names if s not in PAPER]
-    if bad:
-        p.error(f"--datasets: unknown {bad}; expected a subset of {','.join(PAPER)}")
-    timer = Timer()
-
-    def log(msg):
-        print(f"[{timer()}] {msg}", flush=True)
-
+    names = subset(p, "--datasets", args.datasets, PAPER)
+    log = timed_log()
     res = {s: run_dataset(s, args, log) for s in names}
-    max_steps = max(r["steps"] for r in res.values())
-    hist = np.full((len(names), max_steps), np.nan)
-    for i, s in enumerate(names):
-        hist[i, : res[s]["hist"].size] = res[s]["hist"]
+    hist = padded([res[s]["hist"] for s in names])
+    max_steps = hist.shape[1]
     paper = np.full((len(names), len(REGIMES), 2), np.nan)
     for i, s in enumerate(names):
         paper[i, :, 0] = PAPER[s]

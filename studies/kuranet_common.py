@@ -71,3 +71,32 @@ class Timer:
 
     def __call__(self) -> str:
         return f"{time.perf_counter() - self.t0:6.1f} s"
+
+
+def timed_log():
+    """`log(msg)`: print `msg` with the seconds since this call."""
+    timer = Timer()
+
+    def log(msg):
+        print(f"[{timer()}] {msg}", flush=True)
+
+    return log
+
+
+def subset(parser: argparse.ArgumentParser, flag: str, value: str, allowed) -> list[str]:
+    """The comma-separated `value` of `flag` as a list; a parser error naming `flag`
+    and the allowed names if any is unknown."""
+    names = [s.strip() for s in value.split(",")]
+    bad = [s for s in names if s not in allowed]
+    if bad:
+        parser.error(f"{flag}: unknown {bad}; expected a subset of {','.join(allowed)}")
+    return names
+
+
+def padded(histories) -> np.ndarray:
+    """Training-loss histories of different lengths as one `(run, step)` array,
+    NaN after each run's last step."""
+    out = np.full((len(histories), max(h.size for h in histories)), np.nan)
+    for i, h in enumerate(histories):
+        out[i, : h.size] = h
+    return out

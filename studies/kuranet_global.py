@@ -40,7 +40,16 @@ import optax
 import xarray as xr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kuranet_common import Timer, common_args, epoch_batches, mean_loss, stack, take  # noqa: E402
+from kuranet_common import (  # noqa: E402
+    common_args,
+    epoch_batches,
+    mean_loss,
+    padded,
+    stack,
+    subset,
+    take,
+    timed_log,
+)
 
 import kuralab as kl  # noqa: E402
 import kuralab.learn as L  # noqa: E402
@@ -142,21 +151,11 @@ def main(argv=None) -> int:
     p.add_argument("--cases", default="I,II,III")
     common_args(p, out="data/runs/kuranet_global.nc")
     args = p.parse_args(argv)
-    cases = [c.strip() for c in args.cases.split(",")]
-    bad = [c for c in cases if c not in SETTINGS]
-    if bad:
-        p.error(f"--cases: unknown case(s) {bad}; expected a subset of I,II,III")
-    timer = Timer()
-
-    def log(msg):
-        print(f"[{timer()}] {msg}", flush=True)
-
+    cases = subset(p, "--cases", args.cases, SETTINGS)
+    log = timed_log()
     res = {c: run_case(c, args, log) for c in cases}
-    max_steps = max(r["steps"] for r in res.values())
-    hist = np.full((len(cases), max_steps), np.nan)
-    for i, c in enumerate(cases):
-        h = res[c]["hist"].loss.values
-        hist[i, : h.size] = h
+    hist = padded([res[c]["hist"].loss.values for c in cases])
+    max_steps = hist.shape[1]
     paper = np.full((len(cases), len(REGIMES), len(COUPLINGS)), np.nan)
     for i, c in enumerate(cases):
         paper[i, :, 0] = PAPER[c]["trained"]
