@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
-from ._checks import check_choice
+from .._checks import check_choice
 
 __all__ = ["CASES", "circles", "gmm", "kuranet_disorder", "moons", "spirals"]
 
