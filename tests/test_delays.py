@@ -168,6 +168,26 @@ def test_kuranet_step_convention_matches_reference(x64):
     assert_phase_allclose(tr.ys, ref, atol=1e-9)
 
 
+def test_kuranet_step_delays_traced_warm_up_as_reference(x64):
+    # Under jit/vmap the delays are traced, so the buffer has the clip's static length;
+    # the warm-up must still be the reference's max(tau) + 1 steps, not clip + 1.
+    rng = np.random.default_rng(3)
+    n, dt, steps = 6, 0.1, 30
+    omega = rng.uniform(2, 4, n)
+    K = rng.uniform(0, 2, (n, n)) / n
+    taus = np.array([[3, 0, 7, 2, 5, 1], [0, 0, 0, 0, 0, 0], [12, 40, 1, 0, 3, 9]])
+
+    def run(tau):
+        model = kl.Kuramoto(jnp.asarray(omega), kl.DenseCoupling(jnp.asarray(K)),
+                            delays=kl.Delays(tau, convention="kuranet"))
+        return kl.simulate(model, jnp.zeros(n), t1=steps * dt, dt=dt, solver="euler").ys
+
+    got = jax.jit(jax.vmap(run))(jnp.asarray(taus))
+    for tau, ys in zip(taus, got, strict=True):
+        ref = _kuranet_reference(omega, K, tau, np.zeros(n), steps, dt)
+        assert_phase_allclose(ys, ref, atol=1e-9)
+
+
 def test_zero_and_positive_delays_mix_and_no_delay_limit(getkey):
     n = 6
     omega = jax.random.normal(getkey(), (n,))

@@ -42,17 +42,24 @@ def _terms(model, y0, aux, t0, t1, key, sde):
     return dfx.MultiTerm(terms, dfx.ControlTerm(diffusion_vf, StatePath(bm, aux_shape)))
 
 
-def _warm_up(model, y0, t0, dt0, steps: int):
-    """KuraNet's pre-history: `steps` Euler steps without delays or noise ending at
-    `t0`. Returns the state at `t0` and `(values, slopes, slope at t0)` of the run."""
+def _warm_up(model, y0, t0, dt0, steps: int, active):
+    """KuraNet's pre-history: Euler steps without delays or noise ending at `t0`.
+
+    `steps` (static) slots are scanned; only the last `active` (traced, <= `steps`:
+    `max(tau) + 1` of the reference, which is not static when the delays are traced)
+    move the state, the earlier ones keep `y0`. Slots older than `active` steps are
+    never read, since every delay is shorter, so this equals a run of `active` steps.
+    Returns the state at `t0` and `(values, slopes, slope at t0)` of the run."""
+    start = steps - active
 
     def body(y, k):
         t = t0 - (steps - k) * dt0
         d = model.drift(t, y, None)
-        return model.project(y + dt0 * d), (y, d)
+        moved = model.project(y + dt0 * d)
+        return jnp.where(k >= start, moved, y), (y, d)
 
     y_t0, (values, slopes) = jax.lax.scan(
-        body, model.project(y0), jnp.arange(steps, dtype=y0.dtype)
+        body, model.project(y0), jnp.arange(steps)
     )
     return y_t0, (values, slopes, model.drift(t0, y_t0, None))
 
@@ -63,7 +70,9 @@ def _solver(model, base, y0, t0, dt0, delay):
     method, n_slots, kind = delay
     tau = model.sender_delays.per_sender(y0.shape[0], dt0).astype(y0.dtype)
     if kind == "kuranet":
-        y0, (values, slopes, left) = _warm_up(model, y0, t0, dt0, n_slots - 1)
+        # the reference's T_neg = max(tau) + 1 steps (tau in steps; traced or not)
+        active = jnp.round(jnp.max(tau, initial=0.0) / dt0).astype(int) + 1
+        y0, (values, slopes, left) = _warm_up(model, y0, t0, dt0, n_slots - 1, active)
         hist0 = tabulated_history(values, slopes, tau, dt0, t0, left)
     else:
         y_proj = model.project(y0)
