@@ -32,9 +32,13 @@ def figure(ds):
     for i, s in enumerate(names):
         d = ds.sel(dataset=s)
         ax = axes[i, 0]
-        loss = d.train_loss.values
-        ax.plot(loss, lw=0.8)
-        ax.set(title=f"{s}: training loss", xlabel="Adam step", ylim=(0, 1))
+        if "train_loss_seed" in d:  # older files have no seed search
+            best = int(d.best_seed)
+            for k, h in enumerate(d.train_loss_seed.values):
+                if k != best:
+                    ax.plot(h, lw=0.6, color="0.6", alpha=0.7)
+        ax.plot(d.train_loss.values, lw=0.9, color="C0", label="kept seed")
+        ax.set(title=f"{s}: training loss (grey: other seeds)", xlabel="Adam step", ylim=(0, 1))
         x = d.x_example.values
         lab = d.labels_example.values
         for j, kind in enumerate(("trained", "control")):
@@ -56,21 +60,36 @@ def figure(ds):
 
 
 def table(ds) -> str:
+    ref = "loss_reference_protocol" in ds  # files from before the reference protocol lack it
+    head = "| data set | regime | trained | control |"
+    rule = "|---|---|---|---|"
+    if ref:
+        head += " trained, ref. protocol | control, ref. protocol |"
+        rule += "---|---|"
     lines = [
         f"KuraNet Table II: test cluster loss (train n = {ds.attrs['n_train']}, Size n = "
         f"{ds.attrs['size_n']}, steps {ds.attrs['train_steps']}, Adam lr {ds.attrs['lr']})",
         "",
-        "| data set | regime | trained | paper trained | control | paper control |",
-        "|---|---|---|---|---|---|",
+        head + " paper trained | paper control |",
+        rule + "---|---|",
     ]
+    if "val_loss" in ds:
+        lines[1:1] = ["", "Seed search (validation loss per seed; kept = lowest): " + "; ".join(
+            f"{s}: {np.round(ds.val_loss.sel(dataset=s).values, 4).tolist()} -> seed "
+            f"{int(ds.best_seed.sel(dataset=s))}" for s in ds.dataset.values)]
     for s in ds.dataset.values:
         for r in ds.regime.values:
             d = ds.sel(dataset=s, regime=r)
-            lines.append(
-                f"| {s} | {r} | {float(d.loss.sel(coupling='trained')):.4f} | "
-                f"{float(d.paper_loss.sel(coupling='trained')):.4f} | "
-                f"{float(d.loss.sel(coupling='control')):.4f} | ~0.5 |"
-            )
+            row = (f"| {s} | {r} | {float(d.loss.sel(coupling='trained')):.4f} | "
+                   f"{float(d.loss.sel(coupling='control')):.4f} |")
+            if ref:
+                row += "".join(f" {float(d.loss_reference_protocol.sel(coupling=k)):.4f} |"
+                               for k in ("trained", "control"))
+            lines.append(row + f" {float(d.paper_loss.sel(coupling='trained')):.4f} | ~0.5 |")
+    if ref:
+        lines += ["", "ref. protocol: the reference's evaluate.py burn-in (Data 1000 steps + "
+                      "the 100-step window; Size and Data+Size 5000 steps, loss of the final "
+                      "state), on the whole network."]
     lines.append("")
     lines.append("c_x of the points, trained / control: " + ", ".join(
         f"{s}: {float(ds.c_x.sel(dataset=s, coupling='trained')):.3f} / "

@@ -26,7 +26,7 @@ def _run(*args):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "study, extra",
-    [("kuranet_global", ["--cases", "I,III"]), ("kuranet_cluster", ["--datasets", "gmm"])],
+    [("kuranet_global", ["--cases", "I,III"]), ("kuranet_cluster", ["--datasets", "gmm", "--seeds", "2", "--val-graphs", "2"])],
 )
 def test_study_fast_version_writes_results_and_figure(tmp_path, study, extra):
     nc = tmp_path / f"{study}.nc"
