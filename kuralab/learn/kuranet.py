@@ -219,6 +219,25 @@ class PairwiseMLPCoupling(eqx.Module):
                 return z
         raise AssertionError("unreachable")
 
+    def _all_pairs(self, recv, send):
+        """The logits `(n, n)` with every pair in memory at once: each hidden layer's
+        pre-activations are computed once and its pair BatchNorm statistics are taken
+        from them (so forward and backward each hold one matmul per layer)."""
+        z = recv[:, None, :] + send[None, :, :]
+        # layer 0's pair statistics in closed form: z_ij = r_i + s_j over all (i, j)
+        stat = (jnp.mean(recv, axis=0) + jnp.mean(send, axis=0),
+                jnp.var(recv, axis=0) + jnp.var(send, axis=0))
+        depth = len(self.hidden)
+        for k in range(depth):
+            stats = {k: stat}
+            h = self._act(self._norm(k, z, stats))
+            if k + 1 == depth:
+                return h @ self.out_weight.astype(h.dtype)
+            z = h @ self.weights[k + 1].T.astype(h.dtype) + self.biases[k + 1].astype(h.dtype)
+            if self.hidden_norm == "batch":
+                stat = (jnp.mean(z, axis=(0, 1)), jnp.var(z, axis=(0, 1)))
+        raise AssertionError("unreachable")
+
     def _chunk(self, n: int) -> int | None:
         if self.chunk_size is not None:
             return self.chunk_size if self.chunk_size < n else None
@@ -268,10 +287,10 @@ class PairwiseMLPCoupling(eqx.Module):
         x = self._check_features(features)
         recv, send = self._node_terms(x)
         chunk = self._chunk(x.shape[0])
+        if chunk is None:
+            return self._all_pairs(recv, send)
         stats = self._batch_stats(recv, send, chunk) if self.hidden_norm == "batch" else None
         depth = len(self.hidden)
-        if chunk is None:
-            return self._rows(recv, send, stats, upto=depth)
         n = x.shape[0]
         out = self._over_rows(lambda rows, valid: self._rows(rows, send, stats, depth), recv, chunk)
         return out.reshape(-1, n)[:n]
