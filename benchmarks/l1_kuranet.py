@@ -30,6 +30,7 @@ old weights of every layer) agrees with kuralab's to a relative 2e-2 (float32 th
 from __future__ import annotations
 
 import math
+import os
 
 import equinox as eqx
 import jax
@@ -146,6 +147,9 @@ def torch_port(params: dict[str, np.ndarray], omega: np.ndarray):
         from torchdiffeq import odeint
     except ImportError as e:
         raise Skipped(f"torch/torchdiffeq not installed ({e}); pip install -e '.[bench]'") from None
+    # Same cores as XLA's CPU client: `--blas-threads 1` (OMP_NUM_THREADS=1, meant for
+    # the NumPy references) must not leave the peer on one thread.
+    torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
     n = omega.size
 
