@@ -55,6 +55,7 @@ _EXPORTS = {
         "Trajectory",
         "simulate",
     ),
+    "_lyapunov": ("lyapunov_exponents", "lyapunov_spectrum"),
     "_misc": ("nonnegative_tag", "symmetric_tag", "wrap_phase"),
     "_models.base": (
         "AbstractModel",
@@ -157,6 +158,10 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         SimulationError as SimulationError,
         Trajectory as Trajectory,
         simulate as simulate,
+    )
+    from ._lyapunov import (
+        lyapunov_exponents as lyapunov_exponents,
+        lyapunov_spectrum as lyapunov_spectrum,
     )
     from ._misc import (
         nonnegative_tag as nonnegative_tag,

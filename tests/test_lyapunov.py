@@ -1,0 +1,167 @@
+"""kl.lyapunov_spectrum / kl.lyapunov_exponents against known answers (SCIENCE.md §5)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.special as sp
+
+import kuralab as kl
+from kuralab._lyapunov import LyapunovPlan, tangent_dim
+
+
+def _mean_field(omega, K):
+    return kl.Kuramoto(jnp.asarray(omega), kl.MeanField(K))
+
+
+def test_free_phase_has_exponent_zero():
+    ds = kl.lyapunov_spectrum(_mean_field([1.3], 0.0), jnp.array([0.2]), t1=10.0, dt=0.1)
+    assert ds["lambda"].shape == (1,)
+    assert abs(float(ds["lambda"][0])) < 1e-6
+    assert ds["lambda_running"].dims == ("time", "exponent")
+
+
+@pytest.mark.slow
+def test_locked_state_exponents_are_jacobian_eigenvalues(x64):
+    # N = 3 mean field, locked: the spectrum is {0 (phase shift)} and the eigenvalues
+    # of the reduced Jacobian that kl.locked_state (and kl.continuation) report.
+    omega = jnp.array([-0.3, 0.1, 0.2])
+    model = _mean_field(omega, 1.5)
+    fixed = kl.locked_state(model, jnp.arcsin(omega / 1.5))
+    ds = kl.lyapunov_spectrum(model, fixed.phi + 0.05, t1=120.0, dt=0.05, transient=20.0)
+    expected = np.sort(np.concatenate([[0.0], np.real(fixed.eigenvalues)]))
+    np.testing.assert_allclose(np.sort(ds["lambda"].values), expected, atol=1e-3)
+
+
+def test_two_oscillators_exponents_float32():
+    # phi' = dw - K sin phi: exponents 0 and -K cos phi*, sin phi* = dw / K.
+    K, dw = 1.0, 0.5
+    ds = kl.lyapunov_spectrum(
+        _mean_field([-dw / 2, dw / 2], K), jnp.array([0.0, 0.3]), t1=200.0, dt=0.05,
+        transient=50.0,
+    )
+    lam = ds["lambda"].values
+    assert lam.dtype == np.float32
+    np.testing.assert_allclose(lam, [0.0, -K * np.sqrt(1 - (dw / K) ** 2)], atol=1e-3)
+    # the running estimate ends at the exponent; block means give a small error
+    np.testing.assert_allclose(ds["lambda_running"].values[-1], lam, rtol=1e-6)
+    assert np.all(ds["lambda_stderr"].values < 1e-3)
+
+
+@pytest.mark.slow
+def test_sum_of_exponents_is_mean_divergence():
+    # Liouville: sum_i lambda_i = <tr J>, for the mean field tr J = K - K N R^2.
+    N, K = 5, 1.5
+    omega = jax.random.normal(jax.random.key(1), (N,)) * 0.3
+    model = _mean_field(omega, K)
+    y0 = jnp.arange(N) * 0.5
+    ds = kl.lyapunov_spectrum(model, y0, t1=100.0, dt=0.05)
+    traj = kl.simulate(model, y0, t1=100.0, dt=0.05)
+    R = jnp.abs(kl.order_parameter(traj.ys))
+    # the step's tangent map averages tr J over the step: trapezoid over saves
+    trace = K - K * N * R**2
+    mean_trace = float(jnp.mean(0.5 * (trace[1:] + trace[:-1])))
+    assert float(ds["lambda_sum"]) == pytest.approx(mean_trace, rel=2e-3)
+    # the state is kl.simulate's
+    np.testing.assert_allclose(ds["final"].values, traj.final, atol=5e-4)
+
+
+@pytest.mark.slow
+def test_sphere_vectors_use_the_tangent_plane():
+    # one unit vector in R^3 pulled to c: dx = c - (x.c) x; at x* = c/|c| the tangent
+    # plane's Jacobian is -|c| I (2 exponents, the normal direction does not count).
+    c = jnp.array([[0.0, 0.0, 2.0]])
+    model = kl.SphereKuramoto(None, kl.MeanField(0.0), c)
+    assert tangent_dim(model) == 2
+    x0 = jnp.array([[0.3, 0.2, 1.0]])
+    ds = kl.lyapunov_spectrum(model, x0, t1=30.0, dt=0.02, transient=10.0)
+    np.testing.assert_allclose(ds["lambda"].values, [-2.0, -2.0], atol=2e-3)
+
+
+@pytest.mark.slow
+def test_vmap_and_jit_over_parameters_match_single_calls():
+    omega = jnp.array([-0.3, -0.1, 0.15, 0.35])
+    Ks = jnp.array([0.2, 2.0])
+
+    def f(K):
+        return kl.lyapunov_exponents(
+            _mean_field(omega, K), jnp.zeros(4), t1=40.0, dt=0.05, k=2
+        )["exponents"]
+
+    batched = jax.jit(jax.vmap(f))(Ks)
+    assert batched.shape == (2, 2)
+    for i, K in enumerate(Ks):
+        np.testing.assert_allclose(batched[i], f(K), rtol=1e-5, atol=1e-6)
+    # strong coupling: locked, so the second exponent is clearly negative
+    assert batched[1, 1] < -0.5 < batched[0, 1]
+
+
+@pytest.mark.slow
+def test_renormalisation_interval_does_not_change_the_answer():
+    model = _mean_field([-0.25, 0.25], 1.0)
+    a = kl.lyapunov_spectrum(model, jnp.array([0.0, 0.3]), t1=100.0, dt=0.05,
+                             transient=20.0)
+    b = kl.lyapunov_spectrum(model, jnp.array([0.0, 0.3]), t1=100.0, dt=0.05,
+                             transient=20.0, renormalise_every=8)
+    np.testing.assert_allclose(a["lambda"].values, b["lambda"].values, atol=1e-4)
+    assert b.attrs["renormalise_every"] == 8
+
+
+@pytest.mark.slow
+def test_noise_follows_the_simulate_path():
+    model = kl.Kuramoto(jnp.zeros(1), kl.MeanField(0.0), forcing=kl.Forcing(1.0),
+                        noise=kl.Noise(0.5))
+    key = jax.random.key(3)
+    ds = kl.lyapunov_spectrum(model, jnp.array([0.0]), t1=5.0, dt=0.01, key=key)
+    tr = kl.simulate(model, jnp.array([0.0]), t1=5.0, dt=0.01, key=key,
+                     saveat=kl.SaveAt(final=True))
+    np.testing.assert_array_equal(ds["final"].values, tr.final)
+    assert ds.attrs["noise"] == "tree path"
+
+
+@pytest.mark.slow
+def test_noise_induced_synchronisation_exponent():
+    # d theta = -h sin theta dt + sqrt(2D) dW: lambda = -h I1(h/D) / I0(h/D).
+    h, D = 1.0, 0.5
+    model = kl.Kuramoto(jnp.zeros(1), kl.MeanField(0.0), forcing=kl.Forcing(h),
+                        noise=kl.Noise(D))
+    expected = -h * sp.iv(1, h / D) / sp.iv(0, h / D)
+    ds = kl.lyapunov_spectrum(
+        model, jnp.array([0.0]), t1=4000.0, dt=0.01, transient=10.0,
+        key=jax.random.key(0), brownian="increments", blocks=20,
+    )
+    lam, se = float(ds["lambda"][0]), float(ds["lambda_stderr"][0])
+    assert 0 < se < 0.02
+    assert abs(lam - expected) < 3 * se + 0.005  # Euler--Maruyama bias O(dt)
+
+
+def test_plan_record_times_and_blocks():
+    p = LyapunovPlan(0.0, 10.0, 0.1, 20, 80, 2, 1, 4, 7, None)
+    t = p.record_times()
+    assert t[-1] == pytest.approx(10.0) and len(t) == 7 and np.all(np.diff(t) > 0)
+    assert p.block_durations().sum() == pytest.approx(8.0)
+
+
+def test_bad_input_errors():
+    model = _mean_field([0.1, -0.1], 1.0)
+    y0 = jnp.zeros(2)
+    kw = dict(t1=10.0, dt=0.1)
+    with pytest.raises(ValueError, match=r"`k` must be at most .* 2"):
+        kl.lyapunov_spectrum(model, y0, k=3, **kw)
+    with pytest.raises(ValueError, match="`renormalise_every` must be an integer >= 1"):
+        kl.lyapunov_spectrum(model, y0, renormalise_every=0, **kw)
+    with pytest.raises(TypeError, match="`k` must be an integer"):
+        kl.lyapunov_spectrum(model, y0, k=1.5, **kw)
+    with pytest.raises(ValueError, match="whole numbers of renormalisation"):
+        kl.lyapunov_spectrum(model, y0, renormalise_every=3, **kw)
+    with pytest.raises(ValueError, match="state shape"):
+        kl.lyapunov_spectrum(model, jnp.zeros(3), **kw)
+    with pytest.raises(ValueError, match="delays"):
+        kl.lyapunov_spectrum(
+            kl.Kuramoto(jnp.zeros(2), kl.MeanField(1.0), delays=kl.Delays(0.5)), y0, **kw
+        )
+    noisy = kl.Kuramoto(jnp.zeros(2), kl.MeanField(1.0), noise=kl.Noise(0.1))
+    with pytest.raises(ValueError, match="`key` is required"):
+        kl.lyapunov_spectrum(noisy, y0, **kw)
+    with pytest.raises(ValueError, match="fewer than `blocks`"):
+        kl.lyapunov_spectrum(model, y0, t1=0.5, dt=0.1)
