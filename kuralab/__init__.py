@@ -19,6 +19,15 @@ __version__ = importlib.metadata.version("kuralab")
 # public name -> private module that defines it (the curated API)
 _EXPORTS = {
     "_akorn_step": ("AKOrNStep", "reference_gamma"),
+    "_basins": (
+        "INCOHERENT",
+        "SYNCHRONISED",
+        "UNSETTLED",
+        "basin_fractions",
+        "classify_phase_state",
+        "classify_synchrony",
+        "classify_twisted",
+    ),
     "_continuation": (
         "LockedState",
         "continuation",
@@ -120,6 +129,15 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         theory as theory,
     )
     from ._akorn_step import AKOrNStep as AKOrNStep, reference_gamma as reference_gamma
+    from ._basins import (
+        INCOHERENT as INCOHERENT,
+        SYNCHRONISED as SYNCHRONISED,
+        UNSETTLED as UNSETTLED,
+        basin_fractions as basin_fractions,
+        classify_phase_state as classify_phase_state,
+        classify_synchrony as classify_synchrony,
+        classify_twisted as classify_twisted,
+    )
     from ._continuation import (
         LockedState as LockedState,
         continuation as continuation,
