@@ -165,3 +165,68 @@ def test_bad_input_errors():
         kl.lyapunov_spectrum(noisy, y0, **kw)
     with pytest.raises(ValueError, match="fewer than `blocks`"):
         kl.lyapunov_spectrum(model, y0, t1=0.5, dt=0.1)
+
+
+@pytest.mark.slow
+def test_sweep_observable_is_the_largest_exponent_over_the_window():
+    omega = jnp.array([-0.3, -0.1, 0.15, 0.35])
+    ds = kl.sweep(
+        lambda K: (kl.Kuramoto(omega, kl.MeanField(K)), jnp.zeros(4)),
+        {"K": [0.2, 2.0]}, t1=40.0, dt=0.05, observe=["R", "lyapunov",
+                                                       "lyapunov_stderr"],
+    )
+    assert ds["lyapunov"].dims == ("K",) and ds["lyapunov"].attrs["units"] == "1/time"
+    for K in (0.2, 2.0):
+        model = kl.Kuramoto(omega, kl.MeanField(K))
+        start = kl.simulate(model, jnp.zeros(4), t1=20.0, dt=0.05,
+                            saveat=kl.SaveAt(final=True)).final
+        direct = kl.lyapunov_exponents(model, start, t0=20.0, t1=40.0, dt=0.05, k=1,
+                                       records=1)
+        np.testing.assert_allclose(float(ds["lyapunov"].sel(K=K)),
+                                   float(direct["exponents"][0]), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(float(ds["lyapunov_stderr"].sel(K=K)),
+                                   float(direct["stderr"][0]), rtol=1e-3, atol=1e-7)
+
+
+@pytest.mark.slow
+def test_study_spec_observes_lyapunov(tmp_path):
+    from kuralab._study.parse import parse_spec
+    from kuralab._study.run import run_study
+
+    text = """
+[study]
+name = "tiny_lyapunov"
+
+[model]
+kind = "kuramoto"
+n = 8
+
+[model.frequencies]
+distribution = "gaussian"
+scale = 0.2
+sampling = "quantile"
+
+[model.coupling]
+kind = "mean_field"
+
+[sweep]
+K = [0.1, 3.0]
+seeds = 1
+
+[solve]
+t1 = 20.0
+dt = 0.1
+solver = "rk4"
+
+[observe]
+window = 10.0
+lyapunov = true
+"""
+    spec = parse_spec(text)
+    assert spec.observe.lyapunov and parse_spec(spec.to_toml()) == spec
+    ds = kl.io.load(run_study(spec, tmp_path / "out.nc", progress=False,
+                              compile_cache=False))
+    assert ds["lyapunov"].shape == ds["R"].shape
+    lam = ds["lyapunov"].values.ravel()
+    assert np.all(np.isfinite(lam)) and np.all(np.abs(lam) < 1.0)
+    assert ds["lyapunov"].attrs["units"] == "1/time"
