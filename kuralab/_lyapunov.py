@@ -217,7 +217,9 @@ def _initial_basis(model, y, k: int):
     """`k` orthonormal tangent vectors at `y`: fixed random vectors, projected on the
     tangent space (jvp of `model.project`), then QR."""
     shape = y.shape
-    g = jax.random.normal(jax.random.key(0), (k, y.size), y.dtype)
+    # drawn in float32 whatever the dtype, so float32 and float64 runs start from the
+    # same vectors (the finite-time estimates then agree)
+    g = jax.random.normal(jax.random.key(0), (k, y.size), jnp.float32).astype(y.dtype)
     proj = jax.vmap(lambda v: jax.jvp(model.project, (y,), (v.reshape(shape),))[1])(g)
     q, _ = jnp.linalg.qr(proj.reshape(k, -1).T)
     return q.T.reshape((k, *shape))
