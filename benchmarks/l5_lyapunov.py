@@ -98,7 +98,7 @@ def jitcode_lyap_spectrum(omega, A, K, th0, steps, dt):
                               verbose=False)
         ode.generate_f_C(simplify=False, do_cse=False, chunk_size=100)
         ode.compile_C(verbose=False)
-        ode.set_integrator("dopri5", atol=1e-6, rtol=1e-6, nsteps=10**7)
+        ode.set_integrator("dopri5", atol=1e-6, rtol=1e-6)
     compile_s = time.perf_counter() - t0
     times = dt * np.arange(1, steps + 1)
     n_tr = _transient(steps)

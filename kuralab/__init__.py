@@ -28,6 +28,7 @@ _EXPORTS = {
         "classify_synchrony",
         "classify_twisted",
     ),
+    "_bifurcation": ("BRANCH_POINT", "FOLD", "HOPF", "equilibria"),
     "_continuation": (
         "LockedState",
         "continuation",
@@ -137,6 +138,12 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         classify_phase_state as classify_phase_state,
         classify_synchrony as classify_synchrony,
         classify_twisted as classify_twisted,
+    )
+    from ._bifurcation import (
+        BRANCH_POINT as BRANCH_POINT,
+        FOLD as FOLD,
+        HOPF as HOPF,
+        equilibria as equilibria,
     )
     from ._continuation import (
         LockedState as LockedState,
