@@ -11,8 +11,9 @@ Implementations:
   vmapped over the N tangent vectors, QR), float32, one jitted call;
 - kuralab float64: the same in float64 (the reference the others are checked against);
 - jitcode: `jitcode_lyap` (symbolic Jacobian -> C -> gcc; scipy's adaptive dopri5 at
-  atol = rtol = 1e-6), `n_lyap = N`, re-orthonormalised at every 0.01 time unit as
-  kuralab (its local exponents averaged over the same grid);
+  atol = rtol = 1e-6), `n_lyap = N`, started from kuralab's initial tangent vectors,
+  re-orthonormalised at every 0.01 time unit as kuralab (its local exponents averaged
+  over the same grid);
 - ensemble: kuralab, 64 coupling values K in one vmapped call (`ensemble_n`
   oscillators each), timed per spectrum.
 
@@ -33,6 +34,7 @@ import peers
 from _common import Check, Result, Skipped
 
 import kuralab as kl
+from kuralab._lyapunov import _initial_basis
 
 K_VALUE = 4.0
 TOL = 1e-2
@@ -103,9 +105,18 @@ def jitcode_lyap_spectrum(omega, A, K, th0, steps, dt):
     times = dt * np.arange(1, steps + 1)
     n_tr = _transient(steps)
 
+    # the same initial tangent vectors as kuralab (jitcode_lyap would draw its own), so
+    # the two finite-time estimates are comparable
+    with jax.enable_x64(True):
+        q0 = _initial_basis(kl.Kuramoto(jnp.asarray(omega), kl.MeanField(0.0)),
+                            jnp.asarray(th0, jnp.float64), None, N)[0]
+    q0 = np.asarray(q0,
+                    np.float64)
+    full0 = np.concatenate([np.asarray(th0, np.float64), q0.reshape(-1)])
+
     def run(i):
         with peers._quiet():
-            ode.set_initial_value(np.asarray(th0, np.float64), 0.0)
+            jc.jitcode.set_initial_value(ode, full0, 0.0)
             acc = np.zeros(N)
             for m, t in enumerate(times):
                 local = ode.integrate(t)[1]

@@ -23,8 +23,16 @@ $\lambda_i = \frac{1}{T}\sum \log |R_{ii}|$ over the averaging window $T$.
   along the noise path of `key`; the tangent vectors see the same path (it drops out of
   the linearisation when $g$ does not depend on $y$). The state is the one `kl.simulate`
   returns for the same `key`, `t1`, `dt` and solver.
-- **Delays** are not supported (the tangent space is then the infinite-dimensional
-  history; a ValueError says so).
+- **Delays**: the phase space of a delay equation is the infinite-dimensional history
+  segment; it is approximated by the delay solver's own state, the current state plus
+  its history buffer (values and slopes at the grid points covering the largest delay,
+  interpolated by cubic Hermite polynomials). The tangent vectors live on that
+  discretised state (`jax.linearize` of the step with respect to the state and the
+  buffer, so the history's tangent is carried), the QR runs on the flattened vector
+  (Euclidean norm). The exponents are those of this finite-dimensional map and converge
+  to the leading exponents of the delay equation as `dt` -> 0; only the leading few are
+  meaningful, so `k` defaults to 1 for delayed models. A stable equilibrium's exponents
+  are the real parts of the characteristic roots (tested against Lambert-W roots).
 - **Units**: exponents in 1 / (model time unit).
 
 `lyapunov_exponents` returns arrays and works under `jax.jit`, `jax.vmap` (over models,
@@ -58,7 +66,7 @@ from jaxtyping import Array
 
 from ._custom_types import Key, RealLike
 from ._integrate import options as opt
-from ._integrate.solve import _terms
+from ._integrate.solve import _solver, _terms
 from ._integrate.solvers import resolve_solver, solver_name
 from ._misc import is_concrete
 from ._models.base import AbstractModel
@@ -82,6 +90,7 @@ class LyapunovPlan(NamedTuple):
     blocks: int
     records: int
     sde: tuple | None
+    delay: tuple | None = None  # opt.delay_config's (method, slots, history kind)
 
     @property
     def n_full(self) -> int:
@@ -160,21 +169,17 @@ def plan(
         raise TypeError(
             f"`model` must be a kuralab model (e.g. kl.Kuramoto); got {type(model).__name__}"
         )
-    if model.sender_delays is not None:
-        raise ValueError(
-            "kl.lyapunov_spectrum does not support models with delays (the tangent space "
-            "is the infinite-dimensional history); use a model without `delays`"
-        )
     t0, t1, dt, transient = opt.check_times(t0, t1, dt, transient)
     y0 = opt.check_state(model, y0)
     every = _check_int("renormalise_every", renormalise_every, 1)
     blocks = _check_int("blocks", blocks, 2)
     records = _check_int("records", records, 1)
+    delayed = model.sender_delays is not None
     dim = tangent_dim(model)
     if k is None:
-        k = dim
+        k = 1 if delayed else dim
     k = _check_int("k", k, 1)
-    if k > dim:
+    if k > dim and not delayed:
         raise ValueError(
             f"`k` must be at most the dimension of the state's tangent space, {dim} (state "
             f"shape {tuple(model.state_shape)}); got k={k}"
@@ -209,20 +214,49 @@ def plan(
             "lower `blocks` / `renormalise_every`"
         )
     sde = opt.sde_config(noisy, brownian, base, t0, t1, n)
-    p = LyapunovPlan(t0, t1, dt0, n_tr, n_w, every, k, blocks, min(records, n_full), sde)
+    delay = opt.delay_config(model, y0, solver, noisy, dt0) if delayed else None
+    if delayed and k > dim * (2 * delay[1] + 1):
+        raise ValueError(
+            f"`k` must be at most the dimension of the discretised state (the state and "
+            f"its history buffer), {dim * (2 * delay[1] + 1)}; got k={k}"
+        )
+    p = LyapunovPlan(t0, t1, dt0, n_tr, n_w, every, k, blocks, min(records, n_full), sde,
+                     delay)
     return p, y0, base
 
 
-def _initial_basis(model, y, k: int):
-    """`k` orthonormal tangent vectors at `y`: fixed random vectors, projected on the
-    tangent space (jvp of `model.project`), then QR."""
+def _flatten(V, k: int):
+    """A tangent pytree with leading axis k -> (k, M)."""
+    return jnp.concatenate(
+        [v.reshape(k, -1) for v in jax.tree_util.tree_leaves(V)], axis=1
+    )
+
+
+def _unflatten(M, like):
+    leaves, treedef = jax.tree_util.tree_flatten(like)
+    out, i = [], 0
+    for leaf in leaves:
+        size = leaf[0].size
+        out.append(M[:, i : i + size].reshape(leaf.shape))
+        i += size
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def _initial_basis(model, y, hist, k: int):
+    """`k` orthonormal tangent vectors at `(y, history)`: fixed random vectors, the
+    state part projected on the tangent space (jvp of `model.project`), then QR."""
     shape = y.shape
+    like = (jnp.zeros((k, *shape), y.dtype),
+            None if hist is None else jnp.zeros((k, *hist[0].shape), y.dtype),
+            None if hist is None else jnp.zeros((k, *hist[1].shape), y.dtype))
+    size = _flatten(like, k).shape[1]
     # drawn in float32 whatever the dtype, so float32 and float64 runs start from the
     # same vectors (the finite-time estimates then agree)
-    g = jax.random.normal(jax.random.key(0), (k, y.size), jnp.float32).astype(y.dtype)
-    proj = jax.vmap(lambda v: jax.jvp(model.project, (y,), (v.reshape(shape),))[1])(g)
-    q, _ = jnp.linalg.qr(proj.reshape(k, -1).T)
-    return q.T.reshape((k, *shape))
+    g = jax.random.normal(jax.random.key(0), (k, size), jnp.float32).astype(y.dtype)
+    V = _unflatten(g, like)
+    Vy = jax.vmap(lambda v: jax.jvp(model.project, (y,), (v,))[1])(V[0])
+    q, _ = jnp.linalg.qr(_flatten((Vy, V[1], V[2]), k).T)
+    return _unflatten(q.T, like)
 
 
 def _time_grid(p: LyapunovPlan, dtype):
@@ -239,32 +273,46 @@ def _time_grid(p: LyapunovPlan, dtype):
 
 
 def _spectrum(model, y0, key, p: LyapunovPlan, base) -> dict[str, Array]:
+    if p.delay is not None:
+        # the delay solver; its state (the history buffer) is part of the dynamics
+        wrapped, y0 = _solver(model, base, y0, p.t0, p.dt, p.delay)
+        base = wrapped.solver
     Y0 = model.pack(y0)
     terms = _terms(model, Y0[0], Y0[1], p.t0, p.t1, key, p.sde)
     args = (model, None)
     state0 = base.init(terms, p.t0, p.t0 + p.dt, Y0, args)
     dtype = Y0[0].dtype
+    delayed = p.delay is not None
 
     def step(carry, times):
-        Y, Q = carry
+        (Y, S), Q = carry
         y, aux = Y
         ta, tb = times
 
-        def advance(y):
+        def advance(z):
             # made_jump=True: FSAL solvers recompute their first stage from `y`, so
-            # the linearisation covers every stage.
-            Y1 = base.step(terms, ta, tb, (y, aux), args, state0, True)[0]
-            return Y1[0]
+            # the linearisation covers every stage. With delays, the history buffer's
+            # values and slopes are variables too (their tangent is the history's).
+            y, vd = z
+            S_in = S if vd is None else eqx.tree_at(lambda h: (h.values, h.derivs), S, vd)
+            Y1, _, _, S1, _ = base.step(terms, ta, tb, (y, aux), args, S_in, True)
+            vd1 = None if vd is None else (S1.values, S1.derivs)
+            return (Y1[0], vd1), S1
 
-        y1, lin = jax.linearize(advance, y)
+        vd = (S.values, S.derivs) if delayed else None
+        (y1, vd1), lin, S1 = jax.linearize(advance, (y, vd), has_aux=True)
+        if not delayed:
+            S1 = S  # the solver state is not carried between steps (made_jump=True)
         Y1 = model.retract((y1, aux))  # aux has zero drift and zero noise
-        V = jax.vmap(lin)(Q)
-        V = jax.vmap(lambda v: jax.jvp(model.project, (Y1[0],), (v,))[1])(V)
-        return (Y1, V), None
+        Qy, Qv, Qd = Q
+        Vy, Vvd = jax.vmap(lin)((Qy, None if Qv is None else (Qv, Qd)))
+        Vy = jax.vmap(lambda v: jax.jvp(model.project, (Y1[0],), (v,))[1])(Vy)
+        V = (Vy, None, None) if Vvd is None else (Vy, *Vvd)
+        return ((Y1, S1), V), None
 
     def renorm(V):
-        q, r = jnp.linalg.qr(V.reshape(p.k, -1).T)
-        return q.T.reshape(V.shape), jnp.log(jnp.abs(jnp.diagonal(r)))
+        q, r = jnp.linalg.qr(_flatten(V, p.k).T)
+        return _unflatten(q.T, V), jnp.log(jnp.abs(jnp.diagonal(r)))
 
     n_tr = p.n_transient // p.every  # intervals of the transient
     n_int = n_tr + p.n_full
@@ -276,7 +324,7 @@ def _spectrum(model, y0, key, p: LyapunovPlan, base) -> dict[str, Array]:
         # one renormalisation interval; the transient's (i < n_tr) are not counted
         carry, cum, running, bsum = c
         i, ta, tb = xs
-        (Y, V), _ = jax.lax.scan(step, carry, (ta, tb))
+        (YS, V), _ = jax.lax.scan(step, carry, (ta, tb))
         Q, logs = renorm(V)
         j = jnp.maximum(i - n_tr, 0)
         w = (i >= n_tr).astype(dtype)
@@ -285,10 +333,11 @@ def _spectrum(model, y0, key, p: LyapunovPlan, base) -> dict[str, Array]:
             w > 0, running.at[(j * p.records) // p.n_full].set(cum), running
         )
         bsum = bsum.at[(j * p.blocks) // p.n_full].add(w * logs)
-        return ((Y, Q), cum, running, bsum), None
+        return ((YS, Q), cum, running, bsum), None
 
+    hist0 = (state0.values, state0.derivs) if delayed else None
     init = (
-        (Y0, _initial_basis(model, Y0[0], p.k)),
+        ((Y0, state0), _initial_basis(model, Y0[0], hist0, p.k)),
         jnp.zeros((p.k,), dtype),
         jnp.zeros((p.records, p.k), dtype),
         jnp.zeros((p.blocks, p.k), dtype),
@@ -299,7 +348,7 @@ def _spectrum(model, y0, key, p: LyapunovPlan, base) -> dict[str, Array]:
     elapsed = jnp.asarray(p.record_times() - p.t_window, dtype)
     block_means = bsum / jnp.asarray(p.block_durations(), dtype)[:, None]
     stderr = jnp.std(block_means, axis=0, ddof=1) / math.sqrt(p.blocks)
-    (yf, auxf), _ = carry
+    ((yf, auxf), _), _ = carry
     return dict(
         exponents=cum / (p.n_window * p.dt),
         stderr=stderr,
@@ -369,11 +418,12 @@ def lyapunov_spectrum(
 
     **Arguments:**
 
-    - `model`, `y0`: any undelayed kuralab model and its initial state
-      (`model.state_shape`).
+    - `model`, `y0`: any kuralab model and its initial state (`model.state_shape`);
+      delayed models use their delay solver (`"euler"`, `"heun"`, `"rk4"`) and history.
     - `t1`, `dt`, `t0`: the run `[t0, t1]` in fixed steps (as `kl.simulate`).
     - `k`: how many exponents (default all: the tangent-space dimension, e.g. N for N
-      phases, N (d - 1) for N unit vectors in R^d).
+      phases, N (d - 1) for N unit vectors in R^d; 1, the leading one, for models with
+      delays).
     - `transient`: time at the start that is integrated but not averaged (a whole
       number of steps).
     - `renormalise_every`: steps between QR re-orthonormalisations (>= 1).

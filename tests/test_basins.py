@@ -29,6 +29,7 @@ def _uniform(key):
     return jax.random.uniform(key, (1,), minval=-1.0, maxval=3.0)
 
 
+@pytest.mark.slow
 def test_bistable_basin_fraction_is_the_interval_share():
     # uniform x0 in [-1, 3]: the basin of +1 is 3/4 of it.
     ds = kl.basin_fractions(Bistable(), _uniform, n=3000, t1=20.0, dt=0.1,
@@ -98,3 +99,23 @@ def test_bad_input_errors():
                            **{**kw, "key": None})
     tight = functools.partial(kl.classify_twisted, tol=0.01)
     assert int(tight(jnp.zeros(3))) == 0
+
+
+@pytest.mark.slow
+def test_twisted_basins_study_and_figure_run_end_to_end(tmp_path):
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).parents[1]
+    out = tmp_path / "tb.nc"
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    subprocess.run([sys.executable, str(root / "studies/twisted_basins.py"), "--n", "12",
+                    "--samples", "128", "--t1", "60", "--out", str(out)],
+                   check=True, env=env, capture_output=True)
+    ds = kl.io.load(out)
+    assert int(ds["count"].sum()) == 128 and 0 in ds.label.values
+    res = subprocess.run([sys.executable, str(root / "analysis/twisted_basins.py"),
+                          str(out)], check=True, env=env, capture_output=True, text=True)
+    assert "sigma =" in res.stdout and (tmp_path / "tb.png").exists()
