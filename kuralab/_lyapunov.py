@@ -36,8 +36,10 @@ $\lambda_i = \frac{1}{T}\sum \log |R_{ii}|$ over the averaging window $T$.
 - **Units**: exponents in 1 / (model time unit).
 
 `lyapunov_exponents` returns arrays and works under `jax.jit`, `jax.vmap` (over models,
-initial states and keys) and `jax.grad`; `lyapunov_spectrum` wraps it in an
-`xarray.Dataset`.
+initial states and keys) and forward-mode differentiation (`jax.jvp`, `jax.jacfwd`:
+d lambda / d parameter); reverse mode (`jax.grad`) is not available, because the
+solver's stages run in a `lax.while_loop` so that they can be linearised.
+`lyapunov_spectrum` wraps it in an `xarray.Dataset`.
 
 ??? cite "References"
 
@@ -384,7 +386,8 @@ def lyapunov_exponents(
     `t1`) and `final_turns` (its winding numbers, or None).
 
     Pure JAX: works under `jax.jit`, `jax.vmap` over models, initial states and keys,
-    and `jax.grad`. The times, `k` and the solver are static.
+    and forward-mode differentiation (`jax.jacfwd`; not `jax.grad`). The times, `k`
+    and the solver are static.
     """
     p, y0, base = plan(
         model, y0, t1=t1, dt=dt, t0=t0, k=k, transient=transient,

@@ -267,3 +267,16 @@ def test_phase_chaos_study_and_figure_run_end_to_end(tmp_path):
     res = subprocess.run([sys.executable, str(root / "analysis/phase_chaos.py"), str(out)],
                          check=True, env=env, capture_output=True, text=True)
     assert "K_L =" in res.stdout and (tmp_path / "pc.png").exists()
+
+
+@pytest.mark.slow
+def test_forward_mode_derivative_of_an_exponent(x64):
+    # N = 2, locked: lambda_2 = -sqrt(K^2 - dw^2), d lambda_2 / dK = -K / sqrt(K^2 - dw^2)
+    dw = 0.5
+
+    def lam2(K):
+        model = _mean_field(jnp.array([-dw / 2, dw / 2]), K)
+        return kl.lyapunov_exponents(model, jnp.array([0.0, 0.5]), t1=40.0, dt=0.05,
+                                     transient=10.0, records=1)["exponents"][1]
+
+    assert float(jax.jacfwd(lam2)(1.0)) == pytest.approx(-1 / np.sqrt(1 - dw**2), abs=1e-4)
