@@ -112,10 +112,10 @@ def test_twisted_basins_study_and_figure_run_end_to_end(tmp_path):
     out = tmp_path / "tb.nc"
     env = {**os.environ, "PYTHONPATH": str(root)}
     subprocess.run([sys.executable, str(root / "studies/twisted_basins.py"), "--n", "12",
-                    "--samples", "128", "--t1", "60", "--out", str(out)],
+                    "--samples", "64", "--t1", "40", "--out", str(out)],
                    check=True, env=env, capture_output=True)
     ds = kl.io.load(out)
-    assert int(ds["count"].sum()) == 128 and 0 in ds.label.values
+    assert int(ds["count"].sum()) == 64 and 0 in ds.label.values
     res = subprocess.run([sys.executable, str(root / "analysis/twisted_basins.py"),
                           str(out)], check=True, env=env, capture_output=True, text=True)
     assert "sigma =" in res.stdout and (tmp_path / "tb.png").exists()

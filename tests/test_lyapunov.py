@@ -259,7 +259,7 @@ def test_phase_chaos_study_and_figure_run_end_to_end(tmp_path):
     out = tmp_path / "pc.nc"
     env = {**__import__("os").environ, "PYTHONPATH": str(root)}
     subprocess.run([sys.executable, str(root / "studies/phase_chaos.py"), "--points", "4",
-                    "--t1", "60", "--transient", "10", "--out", str(out)],
+                    "--t1", "40", "--transient", "10", "--out", str(out)],
                    check=True, env=env, capture_output=True)
     ds = kl.io.load(out)
     assert ds["lambda"].shape == (4, 4) and "K_L" in ds.attrs
