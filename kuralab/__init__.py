@@ -19,6 +19,16 @@ __version__ = importlib.metadata.version("kuralab")
 # public name -> private module that defines it (the curated API)
 _EXPORTS = {
     "_akorn_step": ("AKOrNStep", "reference_gamma"),
+    "_basins": (
+        "INCOHERENT",
+        "SYNCHRONISED",
+        "UNSETTLED",
+        "basin_fractions",
+        "classify_phase_state",
+        "classify_synchrony",
+        "classify_twisted",
+    ),
+    "_bifurcation": ("BRANCH_POINT", "FOLD", "HOPF", "equilibria"),
     "_continuation": (
         "LockedState",
         "continuation",
@@ -55,6 +65,7 @@ _EXPORTS = {
         "Trajectory",
         "simulate",
     ),
+    "_lyapunov": ("lyapunov_exponents", "lyapunov_spectrum"),
     "_misc": ("nonnegative_tag", "symmetric_tag", "wrap_phase"),
     "_models.base": (
         "AbstractModel",
@@ -119,6 +130,21 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         theory as theory,
     )
     from ._akorn_step import AKOrNStep as AKOrNStep, reference_gamma as reference_gamma
+    from ._basins import (
+        INCOHERENT as INCOHERENT,
+        SYNCHRONISED as SYNCHRONISED,
+        UNSETTLED as UNSETTLED,
+        basin_fractions as basin_fractions,
+        classify_phase_state as classify_phase_state,
+        classify_synchrony as classify_synchrony,
+        classify_twisted as classify_twisted,
+    )
+    from ._bifurcation import (
+        BRANCH_POINT as BRANCH_POINT,
+        FOLD as FOLD,
+        HOPF as HOPF,
+        equilibria as equilibria,
+    )
     from ._continuation import (
         LockedState as LockedState,
         continuation as continuation,
@@ -157,6 +183,10 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         SimulationError as SimulationError,
         Trajectory as Trajectory,
         simulate as simulate,
+    )
+    from ._lyapunov import (
+        lyapunov_exponents as lyapunov_exponents,
+        lyapunov_spectrum as lyapunov_spectrum,
     )
     from ._misc import (
         nonnegative_tag as nonnegative_tag,

@@ -295,7 +295,9 @@ def sweep(
     - `window`: duration of the final averaging window (default: the second half).
     - `observe`: reductions to store (see the module docstring): any of `"R"`,
       `"R_std"`, `"Omega"`, `"Omega_std"`, `"Omega_Z"`, `"locked"`, `"energy"`, `"R_t"`,
-      `"energy_t"`, `"final"`, `"trajectory"`. Default: R, R_std, Omega, Omega_std, locked (the
+      `"energy_t"`, `"final"`, `"trajectory"`, `"lyapunov"` (the largest Lyapunov exponent
+      over the window, `kl.lyapunov_exponents` with k = 1, along the window's noise
+      path) and `"lyapunov_stderr"` (its block-mean standard error). Default: R, R_std, Omega, Omega_std, locked (the
       frequency ones only for phase models).
     - `mode`: `"independent"` (default) or `"adiabatic"`.
 

@@ -53,6 +53,11 @@ OBSERVABLES: dict[str, tuple[str, str]] = {
     nm.ENERGY_T: ("1", "model energy kl.energy at every save"),
     nm.FINAL: ("1", "state at t1 (phases in rad, wrapped to [-pi, pi))"),
     nm.TRAJECTORY: ("1", "states at every save"),
+    nm.LYAPUNOV: ("1/time", "largest Lyapunov exponent over the window"),
+    nm.LYAPUNOV_STDERR: (
+        "1/time",
+        "standard error of the largest Lyapunov exponent (block means)",
+    ),
 }
 #: Reductions that need phases (winding numbers, the mean field's phase).
 PHASE_ONLY = (nm.OMEGA_EFF, nm.OMEGA_STD, nm.OMEGA_Z, nm.LOCKED)
@@ -158,6 +163,10 @@ def run_point(cfg: Config, model, y0, key) -> tuple[dict, Array]:
         return out
 
     if model.sender_delays is not None:
+        if {nm.LYAPUNOV, nm.LYAPUNOV_STDERR} & want:
+            raise ValueError(
+                "observe: 'lyapunov' is not available for models with delays"
+            )
         return _run_point_delayed(cfg, model, y0, key, save)
     return _run_point_segments(cfg, model, y0, key, save)
 
@@ -206,7 +215,30 @@ def _run_point_segments(cfg: Config, model, y0, key, save) -> tuple[dict, Array]
     if nm.FINAL in cfg.observe:
         out[nm.FINAL] = win.final
     out[nm.RESULT] = _first_failure(results)._value
+    if {nm.LYAPUNOV, nm.LYAPUNOV_STDERR} & set(cfg.observe):
+        out.update(_largest_exponent(cfg, model, start, segment_key(key, 1) if noisy
+                                     else None))
     return out, win.final
+
+
+def _largest_exponent(cfg: Config, model, start, key) -> dict:
+    """The largest Lyapunov exponent over the window `[t_w, t1]` from the window's
+    start state, along the window's noise path (`kl.lyapunov_exponents`, k = 1, the
+    tangent vector renormalised every step, 10 block means or one per step)."""
+    from ._integrate.options import num_steps
+    from ._lyapunov import lyapunov_exponents
+
+    n = num_steps(cfg.t_w, cfg.t1, cfg.dt)
+    lyap = lyapunov_exponents(
+        model, start, t0=cfg.t_w, t1=cfg.t1, dt=cfg.dt, k=1, key=key,
+        solver=cfg.solver, brownian=cfg.brownian, blocks=max(2, min(10, n)), records=1,
+    )
+    out = {}
+    if nm.LYAPUNOV in cfg.observe:
+        out[nm.LYAPUNOV] = lyap["exponents"][0]
+    if nm.LYAPUNOV_STDERR in cfg.observe:
+        out[nm.LYAPUNOV_STDERR] = lyap["stderr"][0]
+    return out
 
 
 def _run_point_delayed(cfg: Config, model, y0, key, save) -> tuple[dict, Array]:

@@ -240,7 +240,8 @@ def _parse_observe(
 ) -> ObserveSpec:
     t = root.table(
         "observe",
-        ("order_parameter", "frequency", "locked", "energy", "window", "trajectories"),
+        ("order_parameter", "frequency", "locked", "energy", "window", "trajectories",
+         "lyapunov"),
         required=False,
     )
     span = solve.t1 - solve.t0
@@ -249,6 +250,7 @@ def _parse_observe(
     locked = t.boolean("locked", default=False)
     energy = t.boolean("energy", default=False)
     trajectories = t.boolean("trajectories", default=False)
+    lyapunov = t.boolean("lyapunov", default=False)
     if kind == "sphere":
         for key in _PHASE_OBSERVABLES:
             if t.data.get(key):
@@ -258,7 +260,7 @@ def _parse_observe(
                     'false with kind = "sphere" (effective frequencies are measured '
                     'on phases: kind = "kuramoto")',
                 )
-    if not (order or frequency or locked or energy or trajectories):
+    if not (order or frequency or locked or energy or trajectories or lyapunov):
         raise SpecError(
             "observe.order_parameter = false: expected true (or frequency, locked, "
             "energy or trajectories = true); nothing would be stored"
@@ -292,6 +294,7 @@ def _parse_observe(
         locked=locked,
         trajectories=trajectories,
         energy=energy,
+        lyapunov=lyapunov,
     )
 
 

@@ -52,6 +52,8 @@ NOISE_KEY = 0x6E6F6973  # "nois"
 
 #: Variables a study Dataset may hold: name -> (units, long_name).
 VARIABLES = {
+    nm.LYAPUNOV: ("1/time", "largest Lyapunov exponent over the window"),
+    nm.LYAPUNOV_STDERR: ("1/time", "standard error of the largest Lyapunov exponent"),
     nm.R: ("1", "order parameter R, time-averaged over the window"),
     nm.R_STD: ("1", "std of R(t) over the averaging window"),
     nm.R_T: ("1", "order parameter R(t) = |Z(t)|"),
@@ -199,6 +201,8 @@ def observed(spec: StudySpec) -> tuple[str, ...]:
         names += [nm.LOCKED]
     if o.trajectories:
         names += [nm.TRAJECTORY]
+    if o.lyapunov:
+        names += [nm.LYAPUNOV, nm.LYAPUNOV_STDERR]
     return tuple(names)
 
 

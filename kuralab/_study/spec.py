@@ -315,6 +315,7 @@ class ObserveSpec:
     locked: bool = False
     trajectories: bool = False
     energy: bool = False
+    lyapunov: bool = False  # the largest Lyapunov exponent over the window
 
 
 @dataclass(frozen=True)
