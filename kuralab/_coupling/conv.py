@@ -17,13 +17,14 @@ row-major, i.e. a `(C, *grid)` channel map `u` is the state
 `u.reshape(C // n, n, *grid)` moved to `(C // n, *grid, n)` and flattened (`to_state` /
 `from_state` do this).
 
-The convolution runs channels-last (`NHWC` / `HWOI`): measured on a 2-core CPU
-(XLA, jax 0.10), channels-last is 1.3-2x faster than `NCHW` for these sizes
-(benchmarks/l2_akorn.py).
+The convolution runs channels-last, as one matrix product per kernel offset
+(`conv_channels_last`): on a 2-core CPU this is ~18x faster forward + backward than
+XLA's convolution in either layout and ~3x faster than PyTorch's (benchmarks/l2_akorn.py).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -76,28 +77,49 @@ def conv_channels_last(
     u: Float[Array, "*batch *grid cin"],
     kernel: Float[Array, "*k cout cin"],
     padding: str = "zeros",
+    method: str = "shift",
 ) -> Float[Array, "*batch *grid cout"]:
-    """'Same'-size cross-correlation of a channels-last map `u` (`(*grid, C)` or
-    `(B, *grid, C)`) with `kernel` `(*k, C_out, C_in)`; `padding` as in `PADDINGS`."""
+    """'Same'-size cross-correlation of a channels-last map `u` (`(*batch, *grid, C)`)
+    with `kernel` `(*k, C_out, C_in)`; `padding` as in `PADDINGS`.
+
+    `method="shift"` (default): pad once, then one matrix product per kernel offset,
+    summed, `out = sum_d u[p + d] @ W_d^T`. `method="xla"`: `lax.conv_general_dilated`.
+    Measured on a 2-core CPU (jax 0.10, batch 16, 16x16, C = 64, 3x3, 8 steps forward +
+    backward): XLA's convolution took 11 s (its backward pass is the slow part), the
+    shifted products 0.62 s, PyTorch's conv2d 1.8 s; hence the default."""
     nd = kernel.ndim - 2
-    unbatched = u.ndim == nd + 1
-    lhs = u[None] if unbatched else u
-    pads = _pads(kernel.shape[:nd])
-    if padding == "zeros":
-        conv_pad = pads
-    else:
-        lhs = jnp.pad(lhs, [(0, 0), *pads, (0, 0)], mode=PADDINGS[padding])
-        conv_pad = [(0, 0)] * nd
-    sp = _SPATIAL[-nd:]
-    out = jax.lax.conv_general_dilated(
-        lhs,
-        kernel.astype(u.dtype),
-        (1,) * nd,
-        conv_pad,
-        dimension_numbers=("N" + sp + "C", sp + "OI", "N" + sp + "C"),
-        precision=HIGHEST,
-    )
-    return out[0] if unbatched else out
+    ks = kernel.shape[:nd]
+    pads = _pads(ks)
+    w = kernel.astype(u.dtype)
+    if method == "xla":
+        unbatched = u.ndim == nd + 1
+        lhs = u[None] if unbatched else u.reshape((-1,) + u.shape[u.ndim - nd - 1 :])
+        if padding == "zeros":
+            conv_pad = pads
+        else:
+            lhs = jnp.pad(lhs, [(0, 0), *pads, (0, 0)], mode=PADDINGS[padding])
+            conv_pad = [(0, 0)] * nd
+        sp = _SPATIAL[-nd:]
+        out = jax.lax.conv_general_dilated(
+            lhs, w, (1,) * nd, conv_pad,
+            dimension_numbers=("N" + sp + "C", sp + "OI", "N" + sp + "C"),
+            precision=HIGHEST,
+        )
+        return out.reshape(u.shape[:-1] + (w.shape[-2],))
+    if method != "shift":
+        raise ValueError(f"`method` must be 'shift' or 'xla'; got {method!r}")
+    grid = u.shape[u.ndim - nd - 1 : -1]
+    lead = [(0, 0)] * (u.ndim - nd - 1)
+    up = u
+    if any(p != (0, 0) for p in pads):
+        up = jnp.pad(u, lead + list(pads) + [(0, 0)], mode=PADDINGS[padding])
+    out = None
+    for off in itertools.product(*[range(k) for k in ks]):
+        sl = tuple(slice(o, o + g) for o, g in zip(off, grid, strict=True))
+        patch = up[(Ellipsis, *sl, slice(None))]
+        term = jnp.dot(patch, w[off].T, precision=HIGHEST)
+        out = term if out is None else out + term
+    return out
 
 
 def to_state(u: Float[Array, "channels *grid"], n: int) -> SphereState:

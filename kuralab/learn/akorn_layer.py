@@ -35,8 +35,9 @@ Reference gotcha, reproduced only when asked: the reference's `use_omega=False` 
 $\Omega x$ by $x$, which after normalisation is the Ω-free step $\gamma/(1+\gamma)$
 (`identity_omega_quirk=True` with `omega=None`; `kl.reference_gamma`).
 
-Performance: the state runs channels-last inside the scan (XLA's CPU convolutions are
-faster in `NHWC`; benchmarks/l2_akorn.py).
+Performance: the state runs channels-last inside the scan and the conv is one matrix
+product per kernel offset (`kuralab._coupling.conv.conv_channels_last`): XLA's CPU
+convolution, its backward pass above all, was ~18x slower (benchmarks/l2_akorn.py).
 """
 
 from __future__ import annotations
