@@ -70,7 +70,7 @@ def figure(ds):
     okt = ds.trace_correct.values.astype(bool)
     for v in range(tr.shape[0]):
         ax.plot(tr[v], color="C2" if okt[v] else "C3", lw=0.8, alpha=0.8)
-    ax.set(title="logged energy along the steps (one OOD puzzle)",
+    ax.set(title="logged E along the steps, one OOD puzzle",
            xlabel="Kuramoto step", ylabel="E_logged")
     fig.tight_layout()
     return fig
