@@ -169,6 +169,7 @@ def test_energy_invariant_under_shared_rotation_commuting_with_omega(x64):
     assert not np.allclose(run(layer2, rot(x0), rot(c))["energy"], run(layer2, x0, c)["energy"])
 
 
+@pytest.mark.slow
 def test_more_steps_override_and_energy_trace_length():
     layer = L.AKOrNLayer(8, 4, steps=4, grid=(4, 4), key=jax.random.key(0))
     x0, c = jax.random.normal(jax.random.key(1), (2, 8, 4, 4))
@@ -256,6 +257,7 @@ def test_channel_conv_with_one_oscillator_per_site_is_lattice_block(pad, boundar
     np.testing.assert_allclose(a.apply(x), b.apply(x), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_channel_conv_symmetry_check_matches_materialised_blocks():
     k = jax.random.normal(jax.random.key(0), (3, 3, 8, 8))
     sym = 0.5 * (k + jnp.swapaxes(k[::-1, ::-1], -1, -2))

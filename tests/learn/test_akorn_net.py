@@ -55,6 +55,7 @@ def test_net_classify_with_strided_transition_and_energies():
         L.AKOrNNet(3, (8, 16), strides=(2, 2), key=jax.random.key(0))
 
 
+@pytest.mark.slow
 def test_sudoku_net_clamps_givens_and_outputs_cell_logits():
     net = L.AKOrNNet(5, (16,), n=4, steps=2, connectivity="attn", grid=(4, 4), heads=2,
                      gta=True, c_norm="none", head="cells", n_out=4, encoder="embed",
@@ -71,6 +72,7 @@ def test_sudoku_net_clamps_givens_and_outputs_cell_logits():
         L.AKOrNNet(5, (16,), x_init="clamp_given", key=jax.random.key(0))
 
 
+@pytest.mark.slow
 def test_energy_vote_picks_the_lowest_energy():
     net = L.AKOrNNet(5, (8,), n=4, steps=3, connectivity="attn", grid=(4, 4), heads=2,
                      c_norm="none", head="cells", n_out=4, encoder="embed",
