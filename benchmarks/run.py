@@ -81,6 +81,7 @@ FULL = {
     ),
     "G": dict(N_gpu=10_000_000, N_cpu=1_000_000, steps=50, ensemble=4096, ensemble_steps=200),
     "L1": dict(n=100),
+    "L2": dict(kernel=3),
     "L5": dict(N=100, steps=10_000, dt=0.01, ensemble_n=20, ensemble_K=64),
 }
 QUICK = {
@@ -94,9 +95,10 @@ QUICK = {
     "S": dict(grid={"meanfield": [100, 3000], "dense": [100, 300], "sparse": [1000], "lattice": [1024]}),
     "G": dict(N_gpu=1_000_000, N_cpu=100_000, steps=20, ensemble=256, ensemble_steps=50),
     "L1": dict(n=100),
+    "L2": dict(kernel=3),
     "L5": dict(N=10, steps=2000, dt=0.01, ensemble_n=8, ensemble_K=16),
 }
-ORDER = ("R", "W1", "W1b", "W2", "W3", "W4", "W5", "C", "S", "G", "L1", "L5")
+ORDER = ("R", "W1", "W1b", "W2", "W3", "W4", "W5", "C", "S", "G", "L1", "L2", "L5")
 TITLES = {
     "roofline": "Roofline: the machine's measured JAX rates (GFLOP/s)",
     "W1": "W1: dense N={N}, RK4, {steps} steps",
@@ -110,6 +112,7 @@ TITLES = {
     "G": "G: device figures",
     "L5": "L5: full Lyapunov spectrum, dense N={N}, RK4 dt={dt}, {steps} steps, QR every step",
     "L1": "L1: one KuraNet training step, case I, n={n} (MLP 6-128-128-1, 100 burn-in + 50 loss Euler steps, SGD, clip)",
+    "L2": "L2: AKOrN conv layer forward+backward, batch 16, C=64, n=4, 16x16, T=8, {kernel}x{kernel} kernel",
 }
 
 
@@ -289,6 +292,11 @@ def ratios(rows, roof) -> list[dict]:
         if e:
             add("L5 ensemble in one vmapped call vs one call per K (speed-up)",
                 speed(e[0], _find(rows, "L5", "baseline")), 1.0, "")
+    k = _find(rows, "L2", "kuralab")
+    if k is not None:  # issue 13: at least as fast as the PyTorch port of the reference layer
+        add("L2 kuralab vs PyTorch reference layer fwd+bwd (speed-up)", speed(k, _find(rows, "L2", "peer")), 1.0, "")
+        add("L2 kuralab vs the fastest hand-written lax.scan (speed ratio; 1/1.3 = within 1.3x)",
+            speed(k, _find(rows, "L2", "baseline", "hand-written lax.scan, NHWC, shifted")), round(1 / 1.3, 3), "")
     warm = [r for r in rows if r.workload == "C" and r.role == "kuralab"
             and r.impl.endswith("persistent cache") and r.median_s]
     if warm:
@@ -448,6 +456,7 @@ def main(argv=None) -> int:
     import gpu as gpu_mod
     import l1_kuranet
     import l5_lyapunov
+    import l2_akorn
     import roofline
     import scaling
     import w1_dense
@@ -469,6 +478,7 @@ def main(argv=None) -> int:
         "G": gpu_mod.run_gpu,
         "L1": l1_kuranet.run_l1,
         "L5": l5_lyapunov.run_l5,
+        "L2": l2_akorn.run_l2,
     }
     todo = [w for w in ORDER if w in args.only]
     # the roofline is needed for the W1/W1b/G ratios

@@ -7,7 +7,9 @@
   `SparseCoupling`, `LatticeCoupling`;
 - `vector.py`: `AbstractVectorCoupling` (dim x dim blocks) and `BlockCoupling`,
   `LatticeBlockCoupling`, plus `coupling_blocks` and `is_autonomous`;
-- `attention.py`: `AttentionCoupling` (state-dependent blocks).
+- `attention.py`: `AttentionCoupling` (state-dependent blocks);
+- `conv.py`: `ChannelConvCoupling` (AKOrN's channel-mixing convolution, several
+  oscillators per grid site).
 
 Every name the former modules `_coupling.py`, `_vector_coupling.py` and `_attention.py`
 defined is importable from here.
@@ -21,6 +23,7 @@ from .._misc import (
     symmetric_tag as symmetric_tag,
 )
 from .attention import AttentionCoupling as AttentionCoupling
+from .conv import ChannelConvCoupling as ChannelConvCoupling
 from .base import (
     HIGHEST as _HIGHEST,
     AbstractOperator as AbstractOperator,
@@ -72,6 +75,7 @@ __all__ = [
     "AbstractVectorCoupling",
     "AttentionCoupling",
     "BlockCoupling",
+    "ChannelConvCoupling",
     "DenseCoupling",
     "LatticeBlockCoupling",
     "LatticeCoupling",

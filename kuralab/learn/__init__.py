@@ -10,6 +10,7 @@ optimisers (DESIGN.md §7).
   `read_checkpoint`.
 - KuraNet: `PairwiseMLPCoupling`, `node_features`, `kuranet_model`, `kuranet_loss`,
   `feature_correlation` (the c_x diagnostic).
+- AKOrN: `AKOrNLayer`, `AKOrNReadout`, `AKOrNNet`, `energy_vote`.
 - Data: `kl.learn.data` (`kuranet_disorder`, `gmm`, `moons`, `circles`, `spirals`).
 """
 
@@ -19,6 +20,9 @@ from ._train import (
     fit as fit,
     read_checkpoint as read_checkpoint,
 )
+from .akorn_layer import AKOrNLayer as AKOrNLayer
+from .akorn_net import AKOrNNet as AKOrNNet, AKOrNReadout as AKOrNReadout
+from .akorn_vote import energy_vote as energy_vote
 from .kuranet import (
     FEATURES as FEATURES,
     OBJECTIVES as OBJECTIVES,
@@ -30,11 +34,15 @@ from .kuranet import (
 )
 
 __all__ = [
+    "AKOrNLayer",
+    "AKOrNNet",
+    "AKOrNReadout",
     "FEATURES",
     "OBJECTIVES",
     "NonFiniteLossError",
     "PairwiseMLPCoupling",
     "data",
+    "energy_vote",
     "feature_correlation",
     "fit",
     "kuranet_loss",

@@ -5,6 +5,8 @@ JAX (or NumPy, where stated) arrays. One private module per research line:
 
 - `_kuranet`: `kuranet_disorder` (KuraNet cases I--III) and the 2-D point clouds
   `gmm`, `moons`, `circles`, `spirals` for cluster synchrony.
+- `_sudoku`: `sudoku` (4x4 / 9x9 puzzles with unique solutions), `sudoku_solved`,
+  `sudoku_mask` (AKOrN's Sudoku task).
 """
 
 from ._kuranet import (
@@ -15,6 +17,11 @@ from ._kuranet import (
     moons as moons,
     spirals as spirals,
 )
+from ._sudoku import (
+    sudoku as sudoku,
+    sudoku_mask as sudoku_mask,
+    sudoku_solved as sudoku_solved,
+)
 
 __all__ = [
     "CASES",
@@ -23,4 +30,7 @@ __all__ = [
     "kuranet_disorder",
     "moons",
     "spirals",
+    "sudoku",
+    "sudoku_mask",
+    "sudoku_solved",
 ]
