@@ -24,6 +24,7 @@ gradient to 1e-3 (relative, float32 through 8 steps).
 
 from __future__ import annotations
 
+import os
 import math
 
 import equinox as eqx
@@ -147,6 +148,8 @@ def torch_port(params, x0, c, target, k: int):
         import torch
     except ImportError as e:
         raise Skipped(f"torch not installed ({e}); pip install -e '.[bench]'") from None
+    # all cores, as XLA: `--blas-threads 1` (OMP_NUM_THREADS=1) is for the NumPy references
+    torch.set_num_threads(os.cpu_count() or 1)
 
     class KLayer(torch.nn.Module):
         """The reference update (klayer.py as described in reference_impls.md §2.1)."""
