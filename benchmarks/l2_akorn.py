@@ -24,8 +24,8 @@ gradient to 1e-3 (relative, float32 through 8 steps).
 
 from __future__ import annotations
 
-import os
 import math
+import os
 
 import equinox as eqx
 import jax
