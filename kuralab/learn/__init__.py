@@ -10,7 +10,11 @@ optimisers (DESIGN.md §7).
   `read_checkpoint`.
 - KuraNet: `PairwiseMLPCoupling`, `node_features`, `kuranet_model`, `kuranet_loss`,
   `feature_correlation` (the c_x diagnostic).
-- Data: `kl.learn.data` (`kuranet_disorder`, `gmm`, `moons`, `circles`, `spirals`).
+- Topographic sheets: `CoRNNCell` (the discrete symplectic-Euler coRNN cell with
+  learnable local kernels), `CoRNNSequence` (input map, sheet, linear readout),
+  `CoRNNAutoencoder` + `autoencoder_loss` (next-frame sheet (V)AE for rotating shapes).
+- Data: `kl.learn.data` (`kuranet_disorder`, `gmm`, `moons`, `circles`, `spirals`,
+  `adding_task`, `rotating_shapes`).
 """
 
 from . import data as data
@@ -18,6 +22,14 @@ from ._train import (
     NonFiniteLossError as NonFiniteLossError,
     fit as fit,
     read_checkpoint as read_checkpoint,
+)
+from .cornn import (
+    CoRNNCell as CoRNNCell,
+    CoRNNSequence as CoRNNSequence,
+)
+from .cornn_ae import (
+    CoRNNAutoencoder as CoRNNAutoencoder,
+    autoencoder_loss as autoencoder_loss,
 )
 from .kuranet import (
     FEATURES as FEATURES,
@@ -30,9 +42,13 @@ from .kuranet import (
 )
 
 __all__ = [
+    "CoRNNAutoencoder",
+    "CoRNNCell",
+    "CoRNNSequence",
     "FEATURES",
     "OBJECTIVES",
     "NonFiniteLossError",
+    "autoencoder_loss",
     "PairwiseMLPCoupling",
     "data",
     "feature_correlation",

@@ -5,6 +5,8 @@ JAX (or NumPy, where stated) arrays. One private module per research line:
 
 - `_kuranet`: `kuranet_disorder` (KuraNet cases I--III) and the 2-D point clouds
   `gmm`, `moons`, `circles`, `spirals` for cluster synchrony.
+- `_waves`: `adding_task` (the adding problem) and `rotating_shapes` (procedural bars
+  and letters rotated frame by frame) for the topographic-wave line.
 """
 
 from ._kuranet import (
@@ -15,12 +17,20 @@ from ._kuranet import (
     moons as moons,
     spirals as spirals,
 )
+from ._waves import (
+    SHAPES as SHAPES,
+    adding_task as adding_task,
+    rotating_shapes as rotating_shapes,
+)
 
 __all__ = [
     "CASES",
+    "SHAPES",
+    "adding_task",
     "circles",
     "gmm",
     "kuranet_disorder",
     "moons",
+    "rotating_shapes",
     "spirals",
 ]
