@@ -38,6 +38,8 @@ def test_dispersion_study_fast_version(tmp_path):
         assert np.all(np.sign(ds.k.sel(side="left")) == -1)
         np.testing.assert_allclose(ds.front_speed, ds.group_speed_theory.broadcast_like(
             ds.front_speed), rtol=0.15)
+        np.testing.assert_allclose(ds.decay_rate, ds.decay_rate_theory.broadcast_like(
+            ds.decay_rate), rtol=0.15)
     png = tmp_path / "waves_dispersion.png"
     table = _run(ROOT / "analysis" / "waves_dispersion.py", nc, "--out", png)
     assert "max relative |k| error" in table
