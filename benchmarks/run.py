@@ -81,6 +81,7 @@ FULL = {
     ),
     "G": dict(N_gpu=10_000_000, N_cpu=1_000_000, steps=50, ensemble=4096, ensemble_steps=200),
     "L1": dict(n=100),
+    "L4": dict(side=11, length=200, batch=50),
 }
 QUICK = {
     "W1": dict(N=300, steps=300, dt=0.01),
@@ -93,8 +94,9 @@ QUICK = {
     "S": dict(grid={"meanfield": [100, 3000], "dense": [100, 300], "sparse": [1000], "lattice": [1024]}),
     "G": dict(N_gpu=1_000_000, N_cpu=100_000, steps=20, ensemble=256, ensemble_steps=50),
     "L1": dict(n=100),
+    "L4": dict(side=11, length=50, batch=50),
 }
-ORDER = ("R", "W1", "W1b", "W2", "W3", "W4", "W5", "C", "S", "G", "L1")
+ORDER = ("R", "W1", "W1b", "W2", "W3", "W4", "W5", "C", "S", "G", "L1", "L4")
 TITLES = {
     "roofline": "Roofline: the machine's measured JAX rates (GFLOP/s)",
     "W1": "W1: dense N={N}, RK4, {steps} steps",
@@ -107,6 +109,7 @@ TITLES = {
     "S": "S: scaling, kuralab RK4 float32 by coupling kind",
     "G": "G: device figures",
     "L1": "L1: one KuraNet training step, case I, n={n} (MLP 6-128-128-1, 100 burn-in + 50 loss Euler steps, SGD, clip)",
+    "L4": "L4: one adding-task training step, {side}x{side} coRNN sheet, T={length}, batch {batch} (3x3 circular kernels, Adam)",
 }
 
 
@@ -278,6 +281,11 @@ def ratios(rows, roof) -> list[dict]:
         add("L1 kuralab vs PyTorch reference step (speed-up)", speed(k, _find(rows, "L1", "peer")), 4.0, "")
         add("L1 kuralab vs hand-written lax.scan (speed ratio; 1/1.3 = within 1.3x)",
             speed(k, _find(rows, "L1", "baseline")), round(1 / 1.3, 3), "")
+    k = _find(rows, "L4", "kuralab")
+    if k is not None:  # issue 15: >= 2x the PyTorch step
+        add("L4 kuralab vs PyTorch reference coRNN step (speed-up)", speed(k, _find(rows, "L4", "peer")), 2.0, "")
+        add("L4 kuralab vs hand-written lax.scan (speed ratio)", speed(k, _find(rows, "L4", "baseline")),
+            round(1 / 1.3, 3), "")
     warm = [r for r in rows if r.workload == "C" and r.role == "kuralab"
             and r.impl.endswith("persistent cache") and r.median_s]
     if warm:
@@ -436,6 +444,7 @@ def main(argv=None) -> int:
     import compile_time
     import gpu as gpu_mod
     import l1_kuranet
+    import l4_cornn
     import roofline
     import scaling
     import w1_dense
@@ -456,6 +465,7 @@ def main(argv=None) -> int:
         "S": scaling.run_scaling,
         "G": gpu_mod.run_gpu,
         "L1": l1_kuranet.run_l1,
+        "L4": l4_cornn.run_l4,
     }
     todo = [w for w in ORDER if w in args.only]
     # the roofline is needed for the W1/W1b/G ratios

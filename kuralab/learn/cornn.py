@@ -280,6 +280,22 @@ class CoRNNCell(eqx.Module):
             )
         return self.step_drive(state, self.drive(z), ops)
 
+    def to_model(self, *, drive=None, drive_dt: float | None = None):
+        """This sheet as the physics model `kl.LatticeOscillators` (same kernels, bias,
+        gamma, alpha, boundary; `kernel_z` = $W_z$ for a grid-input cell), so that
+        `kl.simulate(..., dt=float(cell.dt), solver="symplectic_euler")` with
+        `drive_dt=dt` reproduces `scan` on grid inputs. Needs a coupled cell."""
+        import kuralab as kl
+
+        if not self.coupled:
+            raise ValueError("`to_model` needs a coupled cell (kernel_h is None when coupled=False)")
+        return kl.LatticeOscillators(
+            self.shape, self.kernel_h, self.kernel_v, gamma=self.gamma, alpha=self.alpha,
+            boundary="periodic" if self.boundary == "periodic" else "open", bias=self.bias,
+            kernel_z=self.input_weight if self.input_size is None else None, drive=drive,
+            drive_dt=float(self.dt) if drive_dt is None else drive_dt,
+        )
+
     def init_state(self, h0=None, dtype=None):
         """`(h, v)`: zeros, or position `h0` (grid-shaped) with zero velocity."""
         dtype = dtype or jnp.result_type(self.bias)

@@ -27,6 +27,8 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .cornn import CoRNNCell
 
+DRIVES = ("all", "first")
+
 
 def _layer_norm(x, eps: float = 1e-5):
     return (x - x.mean()) * jax.lax.rsqrt(x.var() + eps)
@@ -48,6 +50,9 @@ class CoRNNAutoencoder(eqx.Module):
     - `shape`: the latent grid, e.g. `(16, 16)`.
     - `variational`: a VAE (Gaussian encoder, N(0, 1) prior, reparameterised sample)
       instead of a deterministic autoencoder.
+    - `drive`: `"all"` (the reference: every frame's encoding drives the sheet) or
+      `"first"` (only frame 0 is encoded, as the initial position $h_0 = s_0$; the
+      sheet then runs free and must generate the rest of the sequence itself).
     - `key`: PRNG key. (Keyword only argument.) Every other keyword goes to
       `CoRNNCell` (default `init="reference"`: Delta = sigmoid(-1.95), gamma 1, alpha 0.5,
       constant kernels).
@@ -58,9 +63,12 @@ class CoRNNAutoencoder(eqx.Module):
     decoder: eqx.nn.Linear
     image_size: int = eqx.field(static=True)
     variational: bool = eqx.field(static=True)
+    drive: str = eqx.field(static=True)
 
-    def __init__(self, image_size: int, shape, *, variational: bool = False,
+    def __init__(self, image_size: int, shape, *, variational: bool = False, drive: str = "all",
                  key: PRNGKeyArray, **cell_kwargs):
+        if drive not in DRIVES:
+            raise ValueError(f"`drive` must be one of {DRIVES}; got {drive!r}")
         if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
             raise ValueError(f"`image_size` must be a positive int (pixels per frame); got {image_size!r}")
         ke, kc, kd = jax.random.split(key, 3)
@@ -71,6 +79,7 @@ class CoRNNAutoencoder(eqx.Module):
         self.decoder = eqx.nn.Linear(n, image_size, key=kd)
         self.image_size = image_size
         self.variational = variational
+        self.drive = drive
 
     def _frames(self, frames):
         frames = jnp.asarray(frames)
@@ -84,7 +93,7 @@ class CoRNNAutoencoder(eqx.Module):
     def encode(self, frames, *, key: PRNGKeyArray | None = None):
         """Drives `s` of shape `(T, *shape)` and the per-frame KL `(T,)` (zeros unless
         variational; `key` samples the latent, None uses the mean)."""
-        x = self._frames(frames)
+        x = jnp.asarray(frames).reshape(-1, self.image_size)
         out = jax.vmap(self.encoder)(x)
         n = self.cell.n_sites
         if self.variational:
@@ -100,9 +109,17 @@ class CoRNNAutoencoder(eqx.Module):
         """`(predictions, hs, kl)`: `predictions[t]` (flattened, probabilities) is the
         forecast of frame `(t + 1) mod T`, `hs[t]` the sheet position after step `t`,
         each `(T, ...)`; `kl` the per-frame KL `(T,)`."""
-        s, kl = self.encode(frames, key=key)
+        x = self._frames(frames)
+        if self.drive == "first":
+            s, kl = self.encode(x[:1], key=key)
+            kl = jnp.concatenate([kl, jnp.zeros(x.shape[0] - 1, kl.dtype)])
+            us = jnp.zeros((x.shape[0], *self.cell.shape), s.dtype)
+            drive_only = True
+        else:
+            s, kl = self.encode(x, key=key)
+            us, drive_only = s, False
         state = self.cell.init_state(h0=s[0], dtype=s.dtype)
-        _, (hs, _) = self.cell.scan(s, state, drive_only=False)
+        _, (hs, _) = self.cell.scan(us, state, drive_only=drive_only)
         pred = jax.nn.sigmoid(jax.vmap(self.decoder)(hs.reshape(hs.shape[0], -1)))
         return pred, hs, kl
 

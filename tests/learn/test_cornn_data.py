@@ -9,8 +9,8 @@ import kuralab.learn as L
 
 
 def test_adding_task_markers_target_and_trivial_mse(getkey):
-    x, y = L.data.adding_task(getkey(), 4000, 50)
-    assert x.shape == (4000, 50, 2) and y.shape == (4000,)
+    x, y = L.data.adding_task(getkey(), 2000, 50)
+    assert x.shape == (2000, 50, 2) and y.shape == (2000,)
     m = np.asarray(x[..., 1])
     assert set(np.unique(m)) == {0.0, 1.0}
     assert (m[:, :25].sum(1) == 1).all() and (m[:, 25:].sum(1) == 1).all()
@@ -18,7 +18,7 @@ def test_adding_task_markers_target_and_trivial_mse(getkey):
     u = np.asarray(x[..., 0])
     assert u.min() >= 0 and u.max() < 1
     # the trivial predictor (always 1) has MSE Var(u1 + u2) = 1/6
-    assert float(jnp.mean((y - 1.0) ** 2)) == pytest.approx(1 / 6, abs=0.01)
+    assert float(jnp.mean((y - 1.0) ** 2)) == pytest.approx(1 / 6, abs=0.015)
     # odd lengths: the second half is the longer one
     x, _ = L.data.adding_task(getkey(), 500, 7)
     assert (np.asarray(x[:, :3, 1]).sum(1) == 1).all()
@@ -26,22 +26,20 @@ def test_adding_task_markers_target_and_trivial_mse(getkey):
 
 def test_rotating_shapes_period_direction_and_range(getkey):
     k = getkey()
-    f = L.data.rotating_shapes(k, 6, frames=36)
-    assert f.shape == (6, 36, 28, 28)
+    f = L.data.rotating_shapes(k, 6, frames=19, size=16)
+    assert f.shape == (6, 19, 16, 16)
     assert float(f.min()) >= 0 and float(f.max()) <= 1 and float(f.max()) > 0.8
-    np.testing.assert_allclose(f[:, 18:], f[:, :18], atol=2e-4)  # one turn = 18 x 20 deg
+    np.testing.assert_allclose(f[:, 18], f[:, 0], atol=2e-4)  # one turn = 18 x 20 deg
     # no shape is symmetric under half a turn
     d = jnp.abs(f[:, 9] - f[:, 0]).sum((1, 2)) / jnp.abs(f[:, 0]).sum((1, 2))
     assert float(d.min()) > 0.2
     # 90-degree steps map the pixel grid onto itself: direction 1 is np.rot90 (counter-clockwise)
-    g = L.data.rotating_shapes(k, 5, frames=2, step_deg=90.0, size=21)
+    g = L.data.rotating_shapes(k, 5, frames=2, step_deg=90.0, size=16)
     np.testing.assert_allclose(g[:, 1], np.rot90(np.asarray(g[:, 0]), 1, axes=(1, 2)), atol=1e-5)
-    h = L.data.rotating_shapes(k, 5, frames=2, step_deg=90.0, size=21, direction=-1)
+    h = L.data.rotating_shapes(k, 5, frames=2, step_deg=90.0, size=16, direction=-1)
     np.testing.assert_allclose(h[:, 1], np.rot90(np.asarray(h[:, 0]), -1, axes=(1, 2)), atol=1e-5)
     # every kind appears; different keys give different sequences
-    one = L.data.rotating_shapes(k, 1, frames=1, shapes=("L",))
-    assert one.shape == (1, 1, 28, 28)
-    assert not np.allclose(L.data.rotating_shapes(getkey(), 2), L.data.rotating_shapes(getkey(), 2))
+    assert not np.allclose(L.data.rotating_shapes(getkey(), 6, frames=19, size=16), f)
 
 
 @pytest.mark.parametrize(
