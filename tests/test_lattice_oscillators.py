@@ -46,34 +46,46 @@ def np_reference(h, v, kh, kv, kz, b, gamma, alpha, frames, dt, boundary):
     return np.stack(hs)
 
 
-@pytest.mark.parametrize(
-    "shape,ksize,boundary", [((6, 7), (3, 3), "periodic"), ((9,), (3,), "open")]
-)
-def test_symplectic_euler_reproduces_reference_update(getkey, shape, ksize, boundary):
-    keys = jax.random.split(getkey(), 7)
+def _random_sheet(key, shape, ksize, boundary, dt):
+    keys = jax.random.split(key, 6)
     kh = 0.5 * jax.random.normal(keys[0], ksize)
     kv = 0.3 * jax.random.normal(keys[1], ksize)
     kz = 0.4 * jax.random.normal(keys[2], ksize)
     b = 0.1 * jax.random.normal(keys[3], shape)
-    T, dt = 12, float(jax.nn.sigmoid(-1.95))  # the reference's Delta = sigmoid(-1.95)
-    frames = jax.random.normal(keys[4], (T, *shape))
+    frames = jax.random.normal(keys[4], (12, *shape))
     y0 = jax.random.normal(keys[5], (2, *shape))
     sheet = kl.LatticeOscillators(
         shape, kh, kv, gamma=1.0, alpha=0.5, boundary=boundary, bias=b,
         drive=frames, drive_dt=dt, kernel_z=kz,
     )
-    traj = kl.simulate(sheet, y0, t1=T * dt, dt=dt, solver="symplectic_euler")
     ref = np_reference(
         np.asarray(y0[0]), np.asarray(y0[1]), kh, kv, kz, np.asarray(b), 1.0, 0.5,
         np.asarray(frames), dt, boundary,
     )
-    assert traj.ys.shape == (T + 1, 2, *shape)
+    return sheet, y0, frames, ref
+
+
+DELTA = float(jax.nn.sigmoid(-1.95))  # the reference's Delta = sigmoid(-1.95)
+
+
+def test_symplectic_euler_reproduces_reference_update(getkey):
+    """`simulate(..., solver="symplectic_euler")` with one drive frame per step is the
+    reference coRNN update, step for step (2-D, circular padding)."""
+    sheet, y0, frames, ref = _random_sheet(getkey(), (6, 7), (3, 3), "periodic", DELTA)
+    T = frames.shape[0]
+    traj = kl.simulate(sheet, y0, t1=T * DELTA, dt=DELTA, solver="symplectic_euler")
+    assert traj.ys.shape == (T + 1, 2, 6, 7)
     np.testing.assert_allclose(traj.ys[1:], ref, rtol=2e-5, atol=2e-5)
-    # the pure one-step method is the same update
+
+
+def test_step_reproduces_reference_update_zero_padded(getkey):
+    """The pure one-step method `sheet.step` is the same update (1-D, zero padding)."""
+    sheet, y0, frames, ref = _random_sheet(getkey(), (9,), (3,), "open", DELTA)
+    step = jax.jit(lambda y, z: sheet.step(y, z, DELTA))
     y = y0
-    for n in range(T):
-        y = sheet.step(y, frames[n], dt)
-    np.testing.assert_allclose(y, ref[-1], rtol=2e-5, atol=2e-5)
+    for n in range(frames.shape[0]):
+        y = step(y, frames[n])
+        np.testing.assert_allclose(y, ref[n], rtol=2e-5, atol=2e-5)
 
 
 def test_drift_is_the_sheet_equation(getkey):
@@ -123,9 +135,15 @@ def test_symplectic_euler_conserves_linear_sheet_energy(x64):
     assert float(jnp.max(jnp.abs(rel))) < 0.25
     early, late = jnp.mean(E[: steps // 5]), jnp.mean(E[-steps // 5 :])
     assert abs(float(late - early)) / float(E[0]) < 5e-3
-    # forward Euler, same step: the energy grows without bound
-    ye = kl.simulate(sheet, y0, t1=steps * dt, dt=dt, solver="euler").ys
-    assert float(sheet.energy(ye[-1]) / E[0]) > 10.0
+
+
+@pytest.mark.slow
+def test_forward_euler_does_not_conserve_linear_sheet_energy(x64):
+    """The control: forward Euler at the same step, the energy grows without bound."""
+    sheet = _linear_sheet()
+    y0 = jax.random.normal(jax.random.key(0), (2, 24))
+    ye = kl.simulate(sheet, y0, t1=1000.0, dt=0.2, solver="euler").ys
+    assert float(sheet.energy(ye[-1]) / sheet.energy(y0)) > 10.0
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 import kuralab as kl
 
 W = kl.waves
-PROPERTY = settings(max_examples=25, deadline=None)
+PROPERTY = settings(max_examples=15, deadline=None)
 
 
 def plane_wave(T, shape, modes, periods, dt=0.1, phi0=0.3):
@@ -58,6 +58,17 @@ def test_phase_of_a_cosine_and_band_pass():
     assert np.max(np.abs(np.angle(np.exp(1j * (unfiltered - slow * t - 0.4))))) > 0.3
 
 
+def test_twisted_state_wave_vector_and_winding():
+    n, q, omega, dt = 50, 4, 1.2, 0.1
+    t = np.arange(60)[:, None] * dt
+    theta = np.angle(np.exp(1j * (2 * np.pi * q * np.arange(n) / n + omega * t)))
+    fit = W.plane_wave_fit(theta, ndim=1, dt=dt)
+    np.testing.assert_allclose(fit.wave_vector[0], -2 * np.pi * q / n, rtol=1e-2)
+    np.testing.assert_allclose(fit.speed, omega * n / (2 * np.pi * q), rtol=1e-2)
+    assert np.all(np.asarray(W.winding_number(theta)) == q)
+
+
+@pytest.mark.slow
 def test_twisted_state_of_a_phase_ring():
     """A twisted state of the nearest-neighbour Kuramoto ring, simulated: wave vector
     -2 pi q / N (phases advance in time), winding number q, speed omega / |k|."""
