@@ -214,3 +214,19 @@ def test_bad_input_one_line(call, exc, match):
     with pytest.raises(exc, match=match) as e:
         call()
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.slow
+def test_vortex_of_a_kuramoto_lattice_keeps_its_charge():
+    """A phase vortex on a 2-D nearest-neighbour Kuramoto lattice (open boundary) is
+    topologically protected: simulated, its charge stays +1 at the core."""
+    n = 16
+    ring = kl.LatticeCoupling(jnp.array([[0.0, 1, 0], [1, 0, 1], [0, 1, 0]]), (n, n),
+                              boundary="open")
+    model = kl.Kuramoto(jnp.full(n * n, 0.7), ring)
+    y, x = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    theta0 = np.arctan2(y - 7.5, x - 7.5).reshape(-1)
+    traj = kl.simulate(model, theta0, t1=10.0, dt=0.05, saveat=kl.SaveAt(every=20))
+    q = np.asarray(W.topological_charge(traj.ys.reshape(-1, n, n), boundary="open"))
+    assert np.all(q.sum(axis=(1, 2)) == 1)
+    assert np.all(q[:, 7, 7] == 1)
