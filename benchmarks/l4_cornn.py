@@ -16,7 +16,9 @@ Implementations:
 - PyTorch: a port of the reference sequence model written from the description in
   research/reference_impls.md §4.3 (nn.Linear input, two nn.Conv2d(1, 1, 3,
   padding_mode="circular", bias=False), a Python loop over time, nn.Linear readout,
-  torch.optim.Adam). Skipped with a message where torch is missing.
+  torch.optim.Adam), run with ONE torch thread: on the shared 2-core machine two threads
+  made the step 13x slower (25.6 s vs 1.9 s at load 13), so one thread is the fair
+  setting for the peer. Skipped with a message where torch is missing.
 
 Checks: each implementation's loss equals kuralab's (relative 1e-4) and its parameter
 update agrees with kuralab's to a relative 2e-2 in norm (Adam's first step is about
@@ -131,8 +133,10 @@ def torch_port(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray):
         import torch
     except ImportError as e:
         raise Skipped(f"torch not installed ({e}); pip install -e '.[bench]'") from None
+    params = {k: np.array(v) for k, v in params.items()}  # writable copies for torch
     side = params["bias"].shape[0]
     n_hid = side * side
+    torch.set_num_threads(1)
 
     class CoRNN2d(torch.nn.Module):
         """hz (velocity) <- hz + dt (tanh(W_x x + W_z * hz + W_y * hy + b) - gamma hy - eps hz),

@@ -47,7 +47,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from ._checks import check_choice
 
 BOUNDARIES = ("periodic", "zero")
-METHODS = ("auto", "kernel", "dense")
+METHODS = ("auto", "conv", "kernel", "dense")
 INITS = ("torch", "reference")
 PHYSICAL = ("dt", "gamma", "alpha")
 #: `method="auto"` builds the dense (N, N) coupling matrices up to this many sites.
@@ -96,6 +96,18 @@ def lattice_correlate(kernel: Float[Array, "*k"], x: Float[Array, "*grid"],
         sl = tuple(slice(ai, ai + n) for ai, n in zip(a, x.shape, strict=True))
         out = out + kernel[a] * xp[sl]
     return out
+
+
+def _conv_pair(kh, kv, h, v, boundary: str):
+    """$W_h \star h + W_v \star v$ as one `lax.conv_general_dilated` (2 input channels)."""
+    c = [s // 2 for s in kh.shape]
+    mode = "wrap" if boundary == "periodic" else "constant"
+    hv = jnp.pad(jnp.stack([h, v]), [(0, 0)] + [(ci, ci) for ci in c], mode=mode)[None]
+    w = jnp.stack([kh, kv]).astype(hv.dtype)[None]
+    nd = h.ndim
+    spec = ("NC" + "HW"[:nd] if nd == 2 else "NCH", "OI" + "HW"[:nd] if nd == 2 else "OIH",
+            "NC" + "HW"[:nd] if nd == 2 else "NCH")
+    return jax.lax.conv_general_dilated(hv, w, (1,) * nd, "VALID", dimension_numbers=spec)[0, 0]
 
 
 def lattice_matrix(kernel: Float[Array, "*k"], shape: tuple[int, ...],
@@ -260,6 +272,8 @@ class CoRNNCell(eqx.Module):
         ops = self.operators() if ops is None else ops
         if self.method == "dense":
             return (ops @ jnp.concatenate([h.reshape(-1), v.reshape(-1)])).reshape(self.shape)
+        if self.method == "conv":
+            return _conv_pair(ops[0], ops[1], h, v, self.boundary)
         return (lattice_correlate(ops[0], h, self.boundary)
                 + lattice_correlate(ops[1], v, self.boundary))
 
