@@ -99,7 +99,7 @@ def lattice_correlate(kernel: Float[Array, "*k"], x: Float[Array, "*grid"],
 
 
 def _conv_pair(kh, kv, h, v, boundary: str):
-    """$W_h \star h + W_v \star v$ as one `lax.conv_general_dilated` (2 input channels)."""
+    r"""$W_h \star h + W_v \star v$ as one `lax.conv_general_dilated` (2 input channels)."""
     c = [s // 2 for s in kh.shape]
     mode = "wrap" if boundary == "periodic" else "constant"
     hv = jnp.pad(jnp.stack([h, v]), [(0, 0)] + [(ci, ci) for ci in c], mode=mode)[None]
