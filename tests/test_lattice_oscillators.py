@@ -193,3 +193,20 @@ def test_state_shape_mismatch_and_wrong_model_for_solver():
     ring = kl.Kuramoto(jnp.zeros(4), kl.MeanField(1.0))
     with pytest.raises(ValueError, match="second-order model"):
         kl.simulate(ring, jnp.zeros(4), t1=1.0, dt=0.1, solver="symplectic_euler")
+
+
+@pytest.mark.slow
+def test_check_lyapunov_on_the_linear_sheet():
+    k = jnp.array([[0.0, 0.3, 0], [0.3, -1.2, 0.3], [0, 0.3, 0]])
+    y0 = jax.random.normal(jax.random.key(0), (2, 6, 6))
+    lin = kl.LatticeOscillators((6, 6), k, None, gamma=1.0, alpha=0.3, activation="linear")
+    ds = kl.check_lyapunov(lin, y0, t1=10.0, dt=0.01)
+    assert ds.attrs["verdict"] == "lyapunov"
+    assert ds.attrs["theorem"].startswith("linear oscillator sheet")
+    # a self-exciting velocity kernel (+0.6 v against damping 0.3) breaks it
+    pump = jnp.zeros((3, 3)).at[1, 1].set(0.6)
+    bad = kl.LatticeOscillators((6, 6), k, pump, gamma=1.0, alpha=0.3, activation="linear")
+    ds = kl.check_lyapunov(bad, y0, t1=10.0, dt=0.01)
+    assert ds.attrs["verdict"] == "counterexample"
+    holds = dict(zip(ds.hypothesis.values, ds.holds.values, strict=True))
+    assert not holds["no_velocity_kernel"] and holds["symmetric_position_kernel"]

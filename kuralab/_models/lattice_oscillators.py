@@ -31,6 +31,7 @@ from typing import ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Real
 
 from .. import _names as names
@@ -38,12 +39,29 @@ from .._coupling.phase import check_grid, grid_convolve
 from .._custom_types import ScalarLike
 from .._misc import as_float_array, check_finite, is_concrete
 from .._schedules import AbstractSchedule
-from .base import AbstractModel
+from ._theorems import relative
+from .base import AbstractModel, LyapunovHypotheses
 
 __all__ = ["AbstractSecondOrderModel", "LatticeOscillators"]
 
 ACTIVATIONS = ("tanh", "linear")
 BOUNDARIES = ("periodic", "open")
+#: Hypotheses under which `energy` is conserved (alpha = 0) or falls (alpha > 0).
+SHEET_HYPOTHESES = {
+    "linear_activation": "activation = 'linear' (tanh(W_h * h) is not a potential force)",
+    "symmetric_position_kernel": "W_h equals its mirror image (W_h * is symmetric)",
+    "no_velocity_kernel": "no W_v (a velocity coupling can feed energy in)",
+    "no_bias_or_drive": "b = 0 and no drive z(t)",
+    "energy_bounded_below": "gamma I - W_h * is positive semidefinite (E >= 0)",
+}
+
+
+def _sheet_theorem(holds: dict[str, bool]) -> str:
+    if all(holds.values()):
+        return "linear oscillator sheet: dE/dt = -alpha |v|^2 <= 0"
+    return "none"
+
+
 #: A frame index is `floor(t / drive_dt + _FRAME_SLACK)`: times a few ulps short of a
 #: frame boundary (accumulated step sums) still select that frame.
 _FRAME_SLACK = 1e-3
@@ -281,6 +299,37 @@ class LatticeOscillators(AbstractSecondOrderModel):
         h, v = y[0], y[1]
         wh = self.conv(jnp.abs(self.kernel_h), jnp.abs(h))
         return 0.5 * jnp.sum(v * v) + 0.5 * jnp.sum(jnp.abs(h) * (self.gamma * jnp.abs(h) + wh))
+
+    def lyapunov_hypotheses(self, *, max_dense: int) -> LyapunovHypotheses:
+        """The hypotheses of the linear sheet's energy theorem (`SHEET_HYPOTHESES`),
+        measured; `gamma I - W_h *` is materialised (`n_osc`^2 <= `max_dense`^2)."""
+        n = self.n_osc
+        if n > max_dense:
+            raise ValueError(
+                f"the hypotheses need the ({n})^2 operator W_h *; n_osc = {n} > "
+                f"max_dense = {max_dense}: raise `max_dense` or check a smaller sheet"
+            )
+        basis = jnp.eye(n).reshape((n, *self.shape))
+        cols = np.asarray(eqx.filter_vmap(lambda e: self.conv(self.kernel_h, e))(basis))
+        W = cols.reshape(n, n).T.astype(np.float64)  # W[i, j]: weight of h_j in (W*h)_i
+        scale = float(np.max(np.abs(W), initial=0.0)) + float(self.gamma)
+        A = float(self.gamma) * np.eye(n) - W
+        bias = float(np.max(np.abs(np.asarray(self.bias)), initial=0.0))
+        drive = self.drive is not None
+        out = {
+            "linear_activation": 0.0 if self.activation == "linear" else 1.0,
+            "symmetric_position_kernel": relative(
+                float(np.max(np.abs(W - W.T), initial=0.0)), scale
+            ),
+            "no_velocity_kernel": 0.0 if self.kernel_v is None else relative(
+                float(np.max(np.abs(np.asarray(self.kernel_v)), initial=0.0)), scale
+            ),
+            "no_bias_or_drive": 1.0 if drive else relative(bias, scale),
+            "energy_bounded_below": relative(
+                max(0.0, -float(np.linalg.eigvalsh(0.5 * (A + A.T))[0])), scale
+            ),
+        }
+        return LyapunovHypotheses(out, SHEET_HYPOTHESES, _sheet_theorem)
 
     energy_description: ClassVar[str] = (
         "linear-sheet energy 1/2 |v|^2 + 1/2 h.(gamma h - W_h * h)"
