@@ -83,6 +83,7 @@ FULL = {
     "L1": dict(n=100),
     "L2": dict(kernel=3),
     "L5": dict(N=100, steps=10_000, dt=0.01, ensemble_n=20, ensemble_K=64),
+    "L4": dict(side=11, length=200, batch=50),
 }
 QUICK = {
     "W1": dict(N=300, steps=300, dt=0.01),
@@ -96,9 +97,10 @@ QUICK = {
     "G": dict(N_gpu=1_000_000, N_cpu=100_000, steps=20, ensemble=256, ensemble_steps=50),
     "L1": dict(n=100),
     "L2": dict(kernel=3),
+    "L4": dict(side=11, length=50, batch=50),
     "L5": dict(N=10, steps=2000, dt=0.01, ensemble_n=8, ensemble_K=16),
 }
-ORDER = ("R", "W1", "W1b", "W2", "W3", "W4", "W5", "C", "S", "G", "L1", "L2", "L5")
+ORDER = ("R", "W1", "W1b", "W2", "W3", "W4", "W5", "C", "S", "G", "L1", "L2", "L4", "L5")
 TITLES = {
     "roofline": "Roofline: the machine's measured JAX rates (GFLOP/s)",
     "W1": "W1: dense N={N}, RK4, {steps} steps",
@@ -113,6 +115,7 @@ TITLES = {
     "L5": "L5: full Lyapunov spectrum, dense N={N}, RK4 dt={dt}, {steps} steps, QR every step",
     "L1": "L1: one KuraNet training step, case I, n={n} (MLP 6-128-128-1, 100 burn-in + 50 loss Euler steps, SGD, clip)",
     "L2": "L2: AKOrN conv layer forward+backward, batch 16, C=64, n=4, 16x16, T=8, {kernel}x{kernel} kernel",
+    "L4": "L4: one adding-task training step, {side}x{side} coRNN sheet, T={length}, batch {batch} (3x3 circular kernels, Adam)",
 }
 
 
@@ -297,6 +300,11 @@ def ratios(rows, roof) -> list[dict]:
         add("L2 kuralab vs PyTorch reference layer fwd+bwd (speed-up)", speed(k, _find(rows, "L2", "peer")), 1.0, "")
         add("L2 kuralab vs the fastest hand-written lax.scan (speed ratio; 1/1.3 = within 1.3x)",
             speed(k, _find(rows, "L2", "baseline", "hand-written lax.scan, NHWC, shifted")), round(1 / 1.3, 3), "")
+    k = _find(rows, "L4", "kuralab")
+    if k is not None:  # issue 15: >= 2x the PyTorch step
+        add("L4 kuralab vs PyTorch reference coRNN step (speed-up)", speed(k, _find(rows, "L4", "peer")), 2.0, "")
+        add("L4 kuralab vs hand-written lax.scan (speed ratio)", speed(k, _find(rows, "L4", "baseline")),
+            round(1 / 1.3, 3), "")
     warm = [r for r in rows if r.workload == "C" and r.role == "kuralab"
             and r.impl.endswith("persistent cache") and r.median_s]
     if warm:
@@ -455,8 +463,9 @@ def main(argv=None) -> int:
     import compile_time
     import gpu as gpu_mod
     import l1_kuranet
-    import l5_lyapunov
     import l2_akorn
+    import l4_cornn
+    import l5_lyapunov
     import roofline
     import scaling
     import w1_dense
@@ -479,6 +488,7 @@ def main(argv=None) -> int:
         "L1": l1_kuranet.run_l1,
         "L5": l5_lyapunov.run_l5,
         "L2": l2_akorn.run_l2,
+        "L4": l4_cornn.run_l4,
     }
     todo = [w for w in ORDER if w in args.only]
     # the roofline is needed for the W1/W1b/G ratios

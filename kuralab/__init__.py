@@ -75,6 +75,7 @@ _EXPORTS = {
         "LyapunovHypotheses",
     ),
     "_models.kuramoto": ("Forcing", "Kuramoto"),
+    "_models.lattice_oscillators": ("AbstractSecondOrderModel", "LatticeOscillators"),
     "_models.sphere": (
         "AbstractOmega",
         "BlockOmega",
@@ -101,9 +102,10 @@ _EXPORTS = {
         "Table",
     ),
     "_sweep": ("sweep",),
+    "_symplectic_step": ("SymplecticEuler",),
     "learn.kuranet": ("PairwiseMLPCoupling",),  # learned coupling (kl.learn), DESIGN §3
 }
-_SUBMODULES = ("io", "learn", "spectral", "testing", "theory")
+_SUBMODULES = ("io", "learn", "spectral", "testing", "theory", "waves")
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
 
@@ -129,6 +131,7 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         spectral as spectral,
         testing as testing,
         theory as theory,
+        waves as waves,
     )
     from ._akorn_step import AKOrNStep as AKOrNStep, reference_gamma as reference_gamma
     from ._basins import (
@@ -202,6 +205,10 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         LyapunovHypotheses as LyapunovHypotheses,
     )
     from ._models.kuramoto import Forcing as Forcing, Kuramoto as Kuramoto
+    from ._models.lattice_oscillators import (
+        AbstractSecondOrderModel as AbstractSecondOrderModel,
+        LatticeOscillators as LatticeOscillators,
+    )
     from ._models.sphere import (
         AbstractOmega as AbstractOmega,
         BlockOmega as BlockOmega,
@@ -231,4 +238,5 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         Table as Table,
     )
     from ._sweep import sweep as sweep
+    from ._symplectic_step import SymplecticEuler as SymplecticEuler
     from .learn.kuranet import PairwiseMLPCoupling as PairwiseMLPCoupling

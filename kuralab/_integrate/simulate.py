@@ -64,7 +64,9 @@ def simulate(
       spacing of the default save grid.
     - `solver`: `"euler"`, `"heun"`, `"midpoint"`, `"ralston"`, `"rk4"` (default),
       `"bosh3"`, `"tsit5"`, `"dopri5"`, `"dopri8"`, `"akorn"` (AKOrN's discrete
-      projected step for sphere models, `dt` = the paper's gamma), or any diffrax
+      projected step for sphere models, `dt` = the paper's gamma),
+      `"symplectic_euler"` (second-order models such as `kl.LatticeOscillators`: the
+      coRNN update v <- v + dt a, h <- h + dt v), or any diffrax
       solver. Models with
       noise take `"euler"` (Euler--Maruyama), `"heun"`, `"euler_heun"`, `"sra1"` or
       `"shark"` (default for them: `"euler"` when `"rk4"` is left as the default). Models

@@ -16,6 +16,7 @@ import numpy as np
 from .._akorn_step import AKOrNStep
 from .._delays import DELAY_SOLVERS, SDDE_SOLVERS, DelaySolver
 from .._misc import nearest
+from .._symplectic_step import SymplecticEuler
 
 __all__ = [
     "BROWNIAN",
@@ -64,9 +65,10 @@ SOLVERS: dict[str, Callable[[], dfx.AbstractSolver]] = {
     "dopri5": dfx.Dopri5,
     "dopri8": dfx.Dopri8,
     "akorn": AKOrNStep,  # AKOrN's discrete step x <- Pi[x + gamma f(x)] (dt = gamma)
+    "symplectic_euler": SymplecticEuler,  # v <- v + dt a(h, v); h <- h + dt v (coRNN)
 }
 #: Named solvers without an embedded error estimate (fixed step only).
-_NO_ERROR_ESTIMATE = (dfx.Euler, RK4, AKOrNStep)
+_NO_ERROR_ESTIMATE = (dfx.Euler, RK4, AKOrNStep, SymplecticEuler)
 
 #: Solvers for models with noise (additive, so Ito and Stratonovich agree).
 SDE_SOLVERS: dict[str, Callable[[], dfx.AbstractSolver]] = {

@@ -30,6 +30,8 @@ from .spec import (
 
 #: Solvers only for sphere models (AKOrN's projected Euler step).
 _SPHERE_ONLY_SOLVERS = ("akorn",)
+#: Solvers for second-order (h, v) models, which no spec kind describes yet.
+_SECOND_ORDER_ONLY_SOLVERS = ("symplectic_euler",)
 
 
 def _solver_names(
@@ -42,6 +44,7 @@ def _solver_names(
     if delayed:
         return list(SDDE_SOLVERS if noisy else DELAY_SOLVERS)
     names = sorted(SDE_SOLVERS if noisy else SOLVERS)
+    names = [name for name in names if name not in _SECOND_ORDER_ONLY_SOLVERS]
     if kind != "sphere":
         names = [name for name in names if name not in _SPHERE_ONLY_SOLVERS]
     return names

@@ -11,7 +11,11 @@ optimisers (DESIGN.md §7).
 - KuraNet: `PairwiseMLPCoupling`, `node_features`, `kuranet_model`, `kuranet_loss`,
   `feature_correlation` (the c_x diagnostic).
 - AKOrN: `AKOrNLayer`, `AKOrNReadout`, `AKOrNNet`, `energy_vote`.
-- Data: `kl.learn.data` (`kuranet_disorder`, `gmm`, `moons`, `circles`, `spirals`).
+- Topographic sheets: `CoRNNCell` (the discrete symplectic-Euler coRNN cell with
+  learnable local kernels), `CoRNNSequence` (input map, sheet, linear readout),
+  `CoRNNAutoencoder` + `autoencoder_loss` (next-frame sheet (V)AE for rotating shapes).
+- Data: `kl.learn.data` (`kuranet_disorder`, `gmm`, `moons`, `circles`, `spirals`,
+  `adding_task`, `rotating_shapes`, `sudoku`).
 """
 
 from . import data as data
@@ -23,6 +27,14 @@ from ._train import (
 from .akorn_layer import AKOrNLayer as AKOrNLayer
 from .akorn_net import AKOrNNet as AKOrNNet, AKOrNReadout as AKOrNReadout
 from .akorn_vote import energy_vote as energy_vote
+from .cornn import (
+    CoRNNCell as CoRNNCell,
+    CoRNNSequence as CoRNNSequence,
+)
+from .cornn_ae import (
+    CoRNNAutoencoder as CoRNNAutoencoder,
+    autoencoder_loss as autoencoder_loss,
+)
 from .kuranet import (
     FEATURES as FEATURES,
     OBJECTIVES as OBJECTIVES,
@@ -37,9 +49,13 @@ __all__ = [
     "AKOrNLayer",
     "AKOrNNet",
     "AKOrNReadout",
+    "CoRNNAutoencoder",
+    "CoRNNCell",
+    "CoRNNSequence",
     "FEATURES",
     "OBJECTIVES",
     "NonFiniteLossError",
+    "autoencoder_loss",
     "PairwiseMLPCoupling",
     "data",
     "energy_vote",

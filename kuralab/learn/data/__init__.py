@@ -7,6 +7,8 @@ JAX (or NumPy, where stated) arrays. One private module per research line:
   `gmm`, `moons`, `circles`, `spirals` for cluster synchrony.
 - `_sudoku`: `sudoku` (4x4 / 9x9 puzzles with unique solutions), `sudoku_solved`,
   `sudoku_mask` (AKOrN's Sudoku task).
+- `_waves`: `adding_task` (the adding problem) and `rotating_shapes` (procedural bars
+  and letters rotated frame by frame) for the topographic-wave line.
 """
 
 from ._kuranet import (
@@ -22,13 +24,21 @@ from ._sudoku import (
     sudoku_mask as sudoku_mask,
     sudoku_solved as sudoku_solved,
 )
+from ._waves import (
+    SHAPES as SHAPES,
+    adding_task as adding_task,
+    rotating_shapes as rotating_shapes,
+)
 
 __all__ = [
     "CASES",
+    "SHAPES",
+    "adding_task",
     "circles",
     "gmm",
     "kuranet_disorder",
     "moons",
+    "rotating_shapes",
     "spirals",
     "sudoku",
     "sudoku_mask",
