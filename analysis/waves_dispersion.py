@@ -19,13 +19,13 @@ Prints the table of measured and predicted values.
 from __future__ import annotations
 
 import sys
+
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
-
 from _script import figure_main  # noqa: E402
 
 

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import peers
-from _common import Check, Result, Skipped
+from _common import Check, Result
 
 import kuralab as kl
 from kuralab._lyapunov import _initial_basis

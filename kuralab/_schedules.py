@@ -23,7 +23,6 @@ import numpy as np
 from jaxtyping import Array, ArrayLike
 
 from ._custom_types import ScalarLike
-
 from ._misc import check_finite, is_concrete
 
 

@@ -38,9 +38,9 @@ import xarray as xr
 
 import kuralab as kl
 from kuralab._akorn_step import AKOrNStep
+from kuralab._coupling import BlockCoupling
 from kuralab._energy import check_lyapunov
 from kuralab._models.sphere import SkewOmega, SphereKuramoto
-from kuralab._coupling import BlockCoupling
 
 N_OSC = 16
 T1, DT = 20.0, 0.01

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import kuralab as kl
 from kuralab._akorn_step import AKOrNStep
-from kuralab._coupling import AttentionCoupling
+from kuralab._coupling import AttentionCoupling, BlockCoupling
 from kuralab._energy import (
     akorn_logged_energy,
     check_lyapunov,
@@ -24,7 +24,6 @@ from kuralab._energy import (
     phase_potential,
 )
 from kuralab._models.sphere import SkewOmega, SphereKuramoto
-from kuralab._coupling import BlockCoupling
 
 PROPERTY = settings(
     max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow]

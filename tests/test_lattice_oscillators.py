@@ -11,7 +11,6 @@ import pytest
 
 import kuralab as kl
 
-
 # -- an independent NumPy implementation of the reference update -------------------------
 
 

@@ -15,17 +15,17 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import kuralab as kl
 from kuralab._akorn_step import AKOrNStep, reference_gamma
-from kuralab._coupling import AttentionCoupling
+from kuralab._coupling import (
+    AttentionCoupling,
+    BlockCoupling,
+    LatticeBlockCoupling,
+    coupling_blocks,
+)
 from kuralab._models.sphere import (
     BlockOmega,
     SkewOmega,
     SphereKuramoto,
     random_sphere,
-)
-from kuralab._coupling import (
-    BlockCoupling,
-    LatticeBlockCoupling,
-    coupling_blocks,
 )
 from kuralab.testing import assert_phase_allclose, check_model_contract
 

@@ -23,7 +23,6 @@ from .._misc import (
     symmetric_tag as symmetric_tag,
 )
 from .attention import AttentionCoupling as AttentionCoupling
-from .conv import ChannelConvCoupling as ChannelConvCoupling
 from .base import (
     HIGHEST as _HIGHEST,
     AbstractOperator as AbstractOperator,
@@ -31,6 +30,7 @@ from .base import (
     check_strength as check_strength,
     strength_nonnegative as strength_nonnegative,
 )
+from .conv import ChannelConvCoupling as ChannelConvCoupling
 from .phase import (
     AbstractCoupling as AbstractCoupling,
     DenseCoupling as DenseCoupling,

@@ -51,7 +51,12 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float
 
 from .._akorn_step import AKOrNStep
-from .._coupling.conv import ChannelConvCoupling, check_conv, conv_channels_last, to_state
+from .._coupling.conv import (
+    ChannelConvCoupling,
+    check_conv,
+    conv_channels_last,
+    to_state,
+)
 from .._custom_types import Key
 from .._models.sphere import BlockOmega, SphereKuramoto
 from ._checks import check_choice, check_steps
