@@ -10,6 +10,12 @@ optimisers (DESIGN.md §7).
   `read_checkpoint`.
 - KuraNet: `PairwiseMLPCoupling`, `node_features`, `kuranet_model`, `kuranet_loss`,
   `feature_correlation` (the c_x diagnostic).
+- Kuramoto orientation diffusion: `OrientationDiffusion` (forward chain, score matching,
+  reverse sampler, `.isotropic` baseline, `.sde` continuous view), `ReverseOrientationSDE`
+  (the reverse-time SDE as a model for `kl.simulate`), `wrapped_normal_score`,
+  `wrapped_normal_logpdf`, `von_mises_sample`, score networks `ScoreMLP`, `ScoreUNet`,
+  diagnostics `forward_snr`, `coherence`, `isotropic_coherence`, `moment_error`,
+  `von_mises_mmd`.
 - Data: `kl.learn.data` (`kuranet_disorder`, `gmm`, `moons`, `circles`, `spirals`).
 """
 
@@ -19,6 +25,31 @@ from ._train import (
     fit as fit,
     read_checkpoint as read_checkpoint,
 )
+from .diffusion import (
+    OrientationDiffusion as OrientationDiffusion,
+    from_phase as from_phase,
+    to_phase as to_phase,
+)
+from .diffusion_metrics import (
+    circular_moments as circular_moments,
+    coherence as coherence,
+    forward_snr as forward_snr,
+    isotropic_coherence as isotropic_coherence,
+    moment_error as moment_error,
+    von_mises_mmd as von_mises_mmd,
+)
+from .diffusion_nets import (
+    ScoreMLP as ScoreMLP,
+    ScoreUNet as ScoreUNet,
+    time_embedding as time_embedding,
+)
+from .diffusion_score import (
+    von_mises_logpdf as von_mises_logpdf,
+    von_mises_sample as von_mises_sample,
+    wrapped_normal_logpdf as wrapped_normal_logpdf,
+    wrapped_normal_score as wrapped_normal_score,
+)
+from .diffusion_sde import ReverseOrientationSDE as ReverseOrientationSDE
 from .kuranet import (
     FEATURES as FEATURES,
     OBJECTIVES as OBJECTIVES,
@@ -31,14 +62,31 @@ from .kuranet import (
 
 __all__ = [
     "FEATURES",
-    "OBJECTIVES",
     "NonFiniteLossError",
+    "OBJECTIVES",
+    "OrientationDiffusion",
     "PairwiseMLPCoupling",
+    "ReverseOrientationSDE",
+    "ScoreMLP",
+    "ScoreUNet",
+    "circular_moments",
+    "coherence",
     "data",
     "feature_correlation",
     "fit",
+    "forward_snr",
+    "from_phase",
+    "isotropic_coherence",
     "kuranet_loss",
     "kuranet_model",
+    "moment_error",
     "node_features",
     "read_checkpoint",
+    "time_embedding",
+    "to_phase",
+    "von_mises_logpdf",
+    "von_mises_mmd",
+    "von_mises_sample",
+    "wrapped_normal_logpdf",
+    "wrapped_normal_score",
 ]

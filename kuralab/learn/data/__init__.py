@@ -5,6 +5,9 @@ JAX (or NumPy, where stated) arrays. One private module per research line:
 
 - `_kuranet`: `kuranet_disorder` (KuraNet cases I--III) and the 2-D point clouds
   `gmm`, `moons`, `circles`, `spirals` for cluster synchrony.
+- `_orientation`: von Mises mixtures on the torus (`vm_mixture_params`,
+  `von_mises_mixture`, `vm_mixture_logpdf`) and orientation fields
+  (`oriented_gratings`, `flow_fields`) for orientation diffusion.
 """
 
 from ._kuranet import (
@@ -15,12 +18,24 @@ from ._kuranet import (
     moons as moons,
     spirals as spirals,
 )
+from ._orientation import (
+    flow_fields as flow_fields,
+    oriented_gratings as oriented_gratings,
+    vm_mixture_logpdf as vm_mixture_logpdf,
+    vm_mixture_params as vm_mixture_params,
+    von_mises_mixture as von_mises_mixture,
+)
 
 __all__ = [
     "CASES",
     "circles",
+    "flow_fields",
     "gmm",
     "kuranet_disorder",
     "moons",
+    "oriented_gratings",
     "spirals",
+    "vm_mixture_logpdf",
+    "vm_mixture_params",
+    "von_mises_mixture",
 ]
