@@ -81,6 +81,7 @@ FULL = {
     ),
     "G": dict(N_gpu=10_000_000, N_cpu=1_000_000, steps=50, ensemble=4096, ensemble_steps=200),
     "L1": dict(n=100),
+    "L3": dict(),
 }
 QUICK = {
     "W1": dict(N=300, steps=300, dt=0.01),
@@ -93,8 +94,9 @@ QUICK = {
     "S": dict(grid={"meanfield": [100, 3000], "dense": [100, 300], "sparse": [1000], "lattice": [1024]}),
     "G": dict(N_gpu=1_000_000, N_cpu=100_000, steps=20, ensemble=256, ensemble_steps=50),
     "L1": dict(n=100),
+    "L3": dict(),
 }
-ORDER = ("R", "W1", "W1b", "W2", "W3", "W4", "W5", "C", "S", "G", "L1")
+ORDER = ("R", "W1", "W1b", "W2", "W3", "W4", "W5", "C", "S", "G", "L1", "L3")
 TITLES = {
     "roofline": "Roofline: the machine's measured JAX rates (GFLOP/s)",
     "W1": "W1: dense N={N}, RK4, {steps} steps",
@@ -106,6 +108,7 @@ TITLES = {
     "C": "C: compile overhead of the first call in a new process (s; first call minus a steady call)",
     "S": "S: scaling, kuralab RK4 float32 by coupling kind",
     "G": "G: device figures",
+    "L3": "L3: orientation-diffusion forward chain, 128 x 3 x 32 x 32, 100 steps, every state kept (+ one ScoreUNet training step)",
     "L1": "L1: one KuraNet training step, case I, n={n} (MLP 6-128-128-1, 100 burn-in + 50 loss Euler steps, SGD, clip)",
 }
 
@@ -278,6 +281,10 @@ def ratios(rows, roof) -> list[dict]:
         add("L1 kuralab vs PyTorch reference step (speed-up)", speed(k, _find(rows, "L1", "peer")), 4.0, "")
         add("L1 kuralab vs hand-written lax.scan (speed ratio; 1/1.3 = within 1.3x)",
             speed(k, _find(rows, "L1", "baseline")), round(1 / 1.3, 3), "")
+    k = _find(rows, "L3", "kuralab")
+    if k is not None:  # issue 14: >= 3x the PyTorch port of the reference loop
+        add("L3 kuralab vs PyTorch reference loop (speed-up)", speed(k, _find(rows, "L3", "peer")), 3.0, "")
+        add("L3 kuralab vs hand-written lax.scan (speed ratio)", speed(k, _find(rows, "L3", "baseline")), 1.0, "")
     warm = [r for r in rows if r.workload == "C" and r.role == "kuralab"
             and r.impl.endswith("persistent cache") and r.median_s]
     if warm:
@@ -436,6 +443,7 @@ def main(argv=None) -> int:
     import compile_time
     import gpu as gpu_mod
     import l1_kuranet
+    import l3_diffusion
     import roofline
     import scaling
     import w1_dense
@@ -456,6 +464,7 @@ def main(argv=None) -> int:
         "S": scaling.run_scaling,
         "G": gpu_mod.run_gpu,
         "L1": l1_kuranet.run_l1,
+        "L3": l3_diffusion.run_l3,
     }
     todo = [w for w in ORDER if w in args.only]
     # the roofline is needed for the W1/W1b/G ratios
