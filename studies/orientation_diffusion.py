@@ -124,8 +124,9 @@ def run(name, args, reverse):
         order = float(proc.terminal_order(held[:256], key=jax.random.fold_in(key, 4))) if p == "kuramoto" else None
         metrics, samples = evaluate(proc, net, shape, held, order, reverse, jax.random.fold_in(key, 5), field)
         snr = np.asarray(L.forward_snr(proc, example, key=jax.random.fold_in(key, 6), members=64))
-        chains = jax.vmap(lambda x, k: proc.forward(x, key=k))(held[:256], jax.random.split(jax.random.fold_in(key, 7), 256))
-        coh = np.asarray(L.coherence(jnp.moveaxis(chains, 0, 1).reshape((proc.steps, -1)), held[:256].reshape(-1)))
+        sub = held[:256]
+        chains = jax.jit(jax.vmap(lambda x, k: proc.forward(x, key=k)))(sub, jax.random.split(jax.random.fold_in(key, 7), sub.shape[0]))
+        coh = np.asarray(L.coherence(jnp.moveaxis(chains, 0, 1).reshape((proc.steps, -1)), sub.reshape(-1)))
         rev = np.asarray(proc.sample(net, shape, key=jax.random.fold_in(key, 8), order=order, return_chain=True))
         res[p] = dict(metrics=metrics, samples=samples, loss=np.asarray(hist.loss.values), snr=snr,
                       coherence=coh, forward=np.asarray(chains[0]), reverse=rev, order=order, train_s=train_s)

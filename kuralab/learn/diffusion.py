@@ -270,10 +270,12 @@ class OrientationDiffusion(eqx.Module):
 
     def score_fn(self, net) -> Callable[[Array, Array], Array]:
         """`score(theta, t)` of a network (contract in `diffusion_nets`: called with
-        `(cos, sin, time_embedding(t, embed_dim))`) or of a plain function
+        `(cos, sin, time_embedding(t, dim))`, `dim` the net's `embed_dim` if it has one,
+        else the process's) or of a plain function
         `score(theta, t)` (e.g. an exact score), passed through unchanged."""
         if isinstance(net, eqx.Module):
-            return lambda theta, t: score_of(net, theta, time_embedding(t, self.embed_dim))
+            dim = getattr(net, "embed_dim", self.embed_dim)  # the net's own size, if it declares one
+            return lambda theta, t: score_of(net, theta, time_embedding(t, dim))
         if callable(net):
             return net
         raise TypeError(f"`net` must be a score network (an Equinox module) or a function; got {net!r}")

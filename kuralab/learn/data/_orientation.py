@@ -15,6 +15,7 @@ r"""Synthetic data for Kuramoto orientation diffusion, generated in code.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -38,6 +39,7 @@ def vm_mixture_params(key: PRNGKeyArray, d: int, modes: int = 3,
     return dict(means=means, kappas=kappas, weights=weights)
 
 
+@functools.partial(jax.jit, static_argnames=("n",))
 def von_mises_mixture(key: PRNGKeyArray, n: int, params: dict[str, Array]) -> Array:
     """`n` draws `(n, d)` from the mixture `params` (`vm_mixture_params`)."""
     means, kappas, weights = (jnp.asarray(params[k]) for k in ("means", "kappas", "weights"))
@@ -61,17 +63,22 @@ def vm_mixture_logpdf(theta: Array, params: dict[str, Array]) -> Array:
     return jax.nn.logsumexp(jnp.sum(comp, axis=-1) + jnp.log(weights), axis=-1)
 
 
+def _check_size(size):
+    if not (isinstance(size, int) and size >= 4):
+        raise ValueError(f"`size` must be an int >= 4; got {size!r}")
+
+
 def _grid(size: int):
     x = jnp.arange(size) / size
     return jnp.meshgrid(x, x, indexing="ij")  # (row, col) in [0, 1)
 
 
+@functools.partial(jax.jit, static_argnames=("n", "size"))
 def oriented_gratings(key: PRNGKeyArray, n: int, size: int = 16, jitter: float = 20.0) -> Array:
     """`n` fields `(n, 1, size, size)` of doubled-angle phases: two regions of constant
     orientation (uniform, independent) split by a random straight edge through the
     field, each pixel jittered by VM(0, `jitter`) in the doubled angle."""
-    if not (isinstance(size, int) and size >= 4):
-        raise ValueError(f"`size` must be an int >= 4; got {size!r}")
+    _check_size(size)
     yy, xx = _grid(size)
 
     def one(k):
@@ -87,12 +94,12 @@ def oriented_gratings(key: PRNGKeyArray, n: int, size: int = 16, jitter: float =
     return jax.vmap(one)(jax.random.split(key, n))
 
 
+@functools.partial(jax.jit, static_argnames=("n", "size", "modes"))
 def flow_fields(key: PRNGKeyArray, n: int, size: int = 16, modes: int = 4) -> Array:
     """`n` fields `(n, 1, size, size)`: the doubled angle of the streamlines of a random
     periodic incompressible flow, stream function $\\psi = \\sum_k a_k \\cos(2\\pi k\\cdot x
     + \\varphi_k)$ over `modes` random wave vectors with integer entries in [-2, 2]."""
-    if not (isinstance(size, int) and size >= 4):
-        raise ValueError(f"`size` must be an int >= 4; got {size!r}")
+    _check_size(size)
     yy, xx = _grid(size)
 
     def one(k):
