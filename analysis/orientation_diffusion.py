@@ -93,7 +93,8 @@ def figure(ds):
 
 def table(ds) -> str:
     lines = [f"Orientation diffusion: sample quality vs held-out data (lower is better); {ds.attrs['paper_claim']}",
-             f"{'dataset':9s} {'metric':16s} {'steps':>5s} {'kuramoto':>10s} {'isotropic':>10s}  better"]
+             f"{'dataset':9s} {'metric':16s} {'steps':>5s} {'kuramoto':>10s} {'isotropic':>10s}  better"
+             f"{'   (data vs data)' if 'metric_floor' in ds else ''}"]
     for s in ds.dataset.values:
         for m in ds.metric.values:
             for r in ds.reverse_steps.values:
@@ -102,7 +103,9 @@ def table(ds) -> str:
                 if np.isnan(ku):
                     continue
                 better = "kuramoto" if ku < iso else "isotropic"
-                lines.append(f"{s:9s} {m:16s} {int(r):5d} {ku:10.4g} {iso:10.4g}  {better}")
+                floor = (f"   {float(ds.metric_floor.sel(dataset=s, metric=m)):.4g}"
+                         if "metric_floor" in ds else "")
+                lines.append(f"{s:9s} {m:16s} {int(r):5d} {ku:10.4g} {iso:10.4g}  {better:9s}{floor}")
     lines.append("prior R (Kuramoto): " + ", ".join(
         f"{s} {float(ds.prior_order.sel(dataset=s)):.3f}" for s in ds.dataset.values))
     return "\n".join(lines)

@@ -108,13 +108,21 @@ def evaluate(proc, net, shape, held, order, reverse, key, field):
     return np.array(out), keep
 
 
+def noise_floor(draw, held, key, field):
+    """The metrics between two independent draws of the data itself (same size): the
+    level below which a difference is sampling noise."""
+    other = draw(jax.random.fold_in(key, 99), held.shape[0])
+    return np.array([float(L.moment_error(other, held)), float(L.von_mises_mmd(other, held)),
+                     float(abs(alignment(other) - alignment(held))) if field else np.nan])
+
+
 def run(name, args, reverse):
     field = name == "gratings"
     draw, shape = make_data(name, args.seed)
     key = jax.random.key(args.seed)
     held = draw(jax.random.fold_in(key, 1), args.eval)
     example = held[0]
-    res = {}
+    res = {"floor": noise_floor(draw, held, key, field)}
     for p in PROCESSES:
         proc = L.OrientationDiffusion() if p == "kuramoto" else L.OrientationDiffusion.isotropic()
         net = make_net(name, shape, jax.random.fold_in(key, 2), args.fast)  # same init for both
@@ -168,6 +176,8 @@ def main(argv=None) -> int:
     met = np.stack([[out[s][0][q]["metrics"] for q in PROCESSES] for s in names])
     data_vars["metrics"] = (("dataset", "process", "reverse_steps", "metric"), met,
                             {"long_name": "sample quality vs held-out data (lower is better)", "units": "1"})
+    data_vars["metric_floor"] = (("dataset", "metric"), np.stack([out[s][0]["floor"] for s in names]),
+                                 {"long_name": "metrics between two independent draws of the data (sampling-noise level)", "units": "1"})
     data_vars["snr"] = (("dataset", "process", "t"), np.stack([[out[s][0][q]["snr"] for q in PROCESSES] for s in names]),
                         {"long_name": "forward SNR of exp(i theta_t), one data example, 64 chains", "units": "1"})
     data_vars["coherence"] = (("dataset", "process", "t"),
