@@ -31,6 +31,8 @@ def test_unet_shape_and_periodic_translation_equivariance():
     assert out.shape == (2, 1, 16, 16)
     shifted = f(jnp.roll(th, (4, 8), axis=(1, 2)))  # multiples of the 4x pooling
     np.testing.assert_allclose(shifted, jnp.roll(out, (4, 8), axis=(2, 3)), atol=1e-5)
+    with pytest.raises(ValueError, match="ScoreUNet takes fields"):
+        net(jnp.zeros((1, 6, 6)), jnp.zeros((1, 6, 6)), emb)
 
 
 def test_wrong_network_output_is_a_one_line_error():
@@ -45,10 +47,9 @@ def test_wrong_network_output_is_a_one_line_error():
     assert "\n" not in str(e.value)
     with pytest.raises(TypeError, match="`net` must be"):
         proc.sample(3, (4,), key=jax.random.key(0))
-    with pytest.raises(ValueError, match="ScoreUNet takes fields"):
-        L.ScoreUNet(1, width=8, key=jax.random.key(0))(jnp.zeros((1, 6, 6)), jnp.zeros((1, 6, 6)), jnp.zeros(64))
 
 
+@pytest.mark.slow
 def test_loss_gradient_matches_finite_differences(x64):
     proc = L.OrientationDiffusion(steps=4, k_schedule=(0.01, 0.1), noise_schedule=(0.01, 0.2))
     net = L.ScoreMLP((3,), hidden=(8,), embed_dim=4, key=jax.random.key(0))
@@ -66,6 +67,7 @@ def test_loss_gradient_matches_finite_differences(x64):
     np.testing.assert_allclose(float(ad), float(fd), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_metrics_separate_equal_and_different_laws():
     key = jax.random.key(0)
     a = L.von_mises_sample(key, 0.5, 4.0, (800, 2))

@@ -129,6 +129,7 @@ def test_drift_is_the_mean_field_of_phasors():
     np.testing.assert_allclose(proc.drift(th, 0.2, 0.3), want, atol=2e-6)
 
 
+@pytest.mark.slow
 def test_local_coupling_averages_phasors_not_angles():
     # phases alternating just either side of +-pi: the phasor mean points to pi; the
     # reference's raw-angle box average would give ~0 (and |Z| = 1 always).
