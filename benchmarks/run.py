@@ -84,6 +84,7 @@ FULL = {
     "L2": dict(kernel=3),
     "L5": dict(N=100, steps=10_000, dt=0.01, ensemble_n=20, ensemble_K=64),
     "L4": dict(side=11, length=200, batch=50),
+    "L3": dict(),
 }
 QUICK = {
     "W1": dict(N=300, steps=300, dt=0.01),
@@ -97,10 +98,11 @@ QUICK = {
     "G": dict(N_gpu=1_000_000, N_cpu=100_000, steps=20, ensemble=256, ensemble_steps=50),
     "L1": dict(n=100),
     "L2": dict(kernel=3),
+    "L3": dict(),
     "L4": dict(side=11, length=50, batch=50),
     "L5": dict(N=10, steps=2000, dt=0.01, ensemble_n=8, ensemble_K=16),
 }
-ORDER = ("R", "W1", "W1b", "W2", "W3", "W4", "W5", "C", "S", "G", "L1", "L2", "L4", "L5")
+ORDER = ("R", "W1", "W1b", "W2", "W3", "W4", "W5", "C", "S", "G", "L1", "L2", "L3", "L4", "L5")
 TITLES = {
     "roofline": "Roofline: the machine's measured JAX rates (GFLOP/s)",
     "W1": "W1: dense N={N}, RK4, {steps} steps",
@@ -113,6 +115,7 @@ TITLES = {
     "S": "S: scaling, kuralab RK4 float32 by coupling kind",
     "G": "G: device figures",
     "L5": "L5: full Lyapunov spectrum, dense N={N}, RK4 dt={dt}, {steps} steps, QR every step",
+    "L3": "L3: orientation-diffusion forward chain, 128 x 3 x 32 x 32, 100 steps, every state kept (+ one ScoreUNet training step)",
     "L1": "L1: one KuraNet training step, case I, n={n} (MLP 6-128-128-1, 100 burn-in + 50 loss Euler steps, SGD, clip)",
     "L2": "L2: AKOrN conv layer forward+backward, batch 16, C=64, n=4, 16x16, T=8, {kernel}x{kernel} kernel",
     "L4": "L4: one adding-task training step, {side}x{side} coRNN sheet, T={length}, batch {batch} (3x3 circular kernels, Adam)",
@@ -305,6 +308,10 @@ def ratios(rows, roof) -> list[dict]:
         add("L4 kuralab vs PyTorch reference coRNN step (speed-up)", speed(k, _find(rows, "L4", "peer")), 2.0, "")
         add("L4 kuralab vs hand-written lax.scan (speed ratio)", speed(k, _find(rows, "L4", "baseline")),
             round(1 / 1.3, 3), "")
+    k = _find(rows, "L3", "kuralab")
+    if k is not None:  # issue 14: >= 3x the PyTorch port of the reference loop
+        add("L3 kuralab vs PyTorch reference loop (speed-up)", speed(k, _find(rows, "L3", "peer")), 3.0, "")
+        add("L3 kuralab vs hand-written lax.scan (speed ratio)", speed(k, _find(rows, "L3", "baseline")), 1.0, "")
     warm = [r for r in rows if r.workload == "C" and r.role == "kuralab"
             and r.impl.endswith("persistent cache") and r.median_s]
     if warm:
@@ -464,6 +471,7 @@ def main(argv=None) -> int:
     import gpu as gpu_mod
     import l1_kuranet
     import l2_akorn
+    import l3_diffusion
     import l4_cornn
     import l5_lyapunov
     import roofline
@@ -489,6 +497,7 @@ def main(argv=None) -> int:
         "L5": l5_lyapunov.run_l5,
         "L2": l2_akorn.run_l2,
         "L4": l4_cornn.run_l4,
+        "L3": l3_diffusion.run_l3,
     }
     todo = [w for w in ORDER if w in args.only]
     # the roofline is needed for the W1/W1b/G ratios

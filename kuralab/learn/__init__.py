@@ -14,8 +14,15 @@ optimisers (DESIGN.md §7).
 - Topographic sheets: `CoRNNCell` (the discrete symplectic-Euler coRNN cell with
   learnable local kernels), `CoRNNSequence` (input map, sheet, linear readout),
   `CoRNNAutoencoder` + `autoencoder_loss` (next-frame sheet (V)AE for rotating shapes).
+- Kuramoto orientation diffusion: `OrientationDiffusion` (forward chain, score matching,
+  reverse sampler, `.isotropic` baseline, `.sde` continuous view), `ReverseOrientationSDE`
+  (the reverse-time SDE as a model for `kl.simulate`), `wrapped_normal_score`,
+  `wrapped_normal_logpdf`, `von_mises_sample`, score networks `ScoreMLP`, `ScoreUNet`,
+  diagnostics `forward_snr`, `coherence`, `isotropic_coherence`, `moment_error`,
+  `von_mises_mmd`.
 - Data: `kl.learn.data` (`kuranet_disorder`, `gmm`, `moons`, `circles`, `spirals`,
-  `adding_task`, `rotating_shapes`, `sudoku`).
+  `adding_task`, `rotating_shapes`, `sudoku`, `von_mises_mixture`,
+  `oriented_gratings`, `flow_fields`).
 """
 
 from . import data as data
@@ -35,6 +42,31 @@ from .cornn_ae import (
     CoRNNAutoencoder as CoRNNAutoencoder,
     autoencoder_loss as autoencoder_loss,
 )
+from .diffusion import (
+    OrientationDiffusion as OrientationDiffusion,
+    from_phase as from_phase,
+    to_phase as to_phase,
+)
+from .diffusion_metrics import (
+    circular_moments as circular_moments,
+    coherence as coherence,
+    forward_snr as forward_snr,
+    isotropic_coherence as isotropic_coherence,
+    moment_error as moment_error,
+    von_mises_mmd as von_mises_mmd,
+)
+from .diffusion_nets import (
+    ScoreMLP as ScoreMLP,
+    ScoreUNet as ScoreUNet,
+    time_embedding as time_embedding,
+)
+from .diffusion_score import (
+    von_mises_logpdf as von_mises_logpdf,
+    von_mises_sample as von_mises_sample,
+    wrapped_normal_logpdf as wrapped_normal_logpdf,
+    wrapped_normal_score as wrapped_normal_score,
+)
+from .diffusion_sde import ReverseOrientationSDE as ReverseOrientationSDE
 from .kuranet import (
     FEATURES as FEATURES,
     OBJECTIVES as OBJECTIVES,
@@ -53,16 +85,33 @@ __all__ = [
     "CoRNNCell",
     "CoRNNSequence",
     "FEATURES",
-    "OBJECTIVES",
     "NonFiniteLossError",
     "autoencoder_loss",
+    "OBJECTIVES",
+    "OrientationDiffusion",
     "PairwiseMLPCoupling",
+    "ReverseOrientationSDE",
+    "ScoreMLP",
+    "ScoreUNet",
+    "circular_moments",
+    "coherence",
     "data",
     "energy_vote",
     "feature_correlation",
     "fit",
+    "forward_snr",
+    "from_phase",
+    "isotropic_coherence",
     "kuranet_loss",
     "kuranet_model",
+    "moment_error",
     "node_features",
     "read_checkpoint",
+    "time_embedding",
+    "to_phase",
+    "von_mises_logpdf",
+    "von_mises_mmd",
+    "von_mises_sample",
+    "wrapped_normal_logpdf",
+    "wrapped_normal_score",
 ]

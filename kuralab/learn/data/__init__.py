@@ -9,6 +9,9 @@ JAX (or NumPy, where stated) arrays. One private module per research line:
   `sudoku_mask` (AKOrN's Sudoku task).
 - `_waves`: `adding_task` (the adding problem) and `rotating_shapes` (procedural bars
   and letters rotated frame by frame) for the topographic-wave line.
+- `_orientation`: von Mises mixtures on the torus (`vm_mixture_params`,
+  `von_mises_mixture`, `vm_mixture_logpdf`) and orientation fields
+  (`oriented_gratings`, `flow_fields`) for orientation diffusion.
 """
 
 from ._kuranet import (
@@ -29,12 +32,20 @@ from ._waves import (
     adding_task as adding_task,
     rotating_shapes as rotating_shapes,
 )
+from ._orientation import (
+    flow_fields as flow_fields,
+    oriented_gratings as oriented_gratings,
+    vm_mixture_logpdf as vm_mixture_logpdf,
+    vm_mixture_params as vm_mixture_params,
+    von_mises_mixture as von_mises_mixture,
+)
 
 __all__ = [
     "CASES",
     "SHAPES",
     "adding_task",
     "circles",
+    "flow_fields",
     "gmm",
     "kuranet_disorder",
     "moons",
@@ -43,4 +54,8 @@ __all__ = [
     "sudoku",
     "sudoku_mask",
     "sudoku_solved",
+    "oriented_gratings",
+    "vm_mixture_logpdf",
+    "vm_mixture_params",
+    "von_mises_mixture",
 ]
