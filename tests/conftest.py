@@ -2,9 +2,14 @@
 tested as such; tests that need float64 use the `x64` fixture."""
 
 import itertools
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -19,3 +24,18 @@ def x64():
     """Run the test body with 64-bit floats."""
     with jax.enable_x64(True):
         yield
+
+
+@pytest.fixture
+def run_script():
+    """`run_script(path, *args) -> stdout`: run a study or analysis script with this
+    interpreter from the repository root; a non-zero exit fails the test with the end
+    of its output."""
+
+    def run(*args):
+        out = subprocess.run([sys.executable, *map(str, args)], cwd=ROOT,
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+        return out.stdout
+
+    return run

@@ -4,8 +4,6 @@ analysis script turns the file into a figure. (The full run is not CI.)"""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,19 +13,11 @@ import xarray as xr
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(*args):
-    out = subprocess.run(
-        [sys.executable, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    return out.stdout
-
 
 @pytest.mark.slow
-def test_dispersion_study_fast_version(tmp_path):
+def test_dispersion_study_fast_version(run_script, tmp_path):
     nc = tmp_path / "waves_dispersion.nc"
-    _run(ROOT / "studies" / "waves_dispersion.py", "--fast", "--out", nc)
+    run_script(ROOT / "studies" / "waves_dispersion.py", "--fast", "--out", nc)
     with xr.open_dataset(nc) as ds:
         assert ds.attrs.get("kuralab_version") or ds.attrs.get("kuralab")
         err = np.abs(np.abs(ds.k) - ds.k_theory) / ds.k_theory
@@ -41,6 +31,6 @@ def test_dispersion_study_fast_version(tmp_path):
         np.testing.assert_allclose(ds.decay_rate, ds.decay_rate_theory.broadcast_like(
             ds.decay_rate), rtol=0.15)
     png = tmp_path / "waves_dispersion.png"
-    table = _run(ROOT / "analysis" / "waves_dispersion.py", nc, "--out", png)
+    table = run_script(ROOT / "analysis" / "waves_dispersion.py", nc, "--out", png)
     assert "max relative |k| error" in table
     assert png.stat().st_size > 1000

@@ -4,8 +4,6 @@ turns it into a figure and a table."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,17 +13,11 @@ import xarray as xr
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(*args):
-    out = subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True,
-                         text=True, timeout=600)
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    return out.stdout
-
 
 @pytest.mark.slow
-def test_sudoku_study_and_figure(tmp_path):
+def test_sudoku_study_and_figure(run_script, tmp_path):
     nc = tmp_path / "akorn_sudoku.nc"
-    _run(ROOT / "studies" / "akorn_sudoku.py", "--fast", "--channels", "16", "--heads", "2",
+    run_script(ROOT / "studies" / "akorn_sudoku.py", "--fast", "--channels", "16", "--heads", "2",
          "--train-steps", "20", "--n-train", "200", "--n-test", "6", "--eval-T", "12",
          "--out", nc)
     with xr.open_dataset(nc) as ds:
@@ -38,6 +30,6 @@ def test_sudoku_study_and_figure(tmp_path):
         assert ds.run_score.shape == (2, 6, 64)
         assert float(ds.paper_board_acc.sel(paper_case="ood_K4096")) == pytest.approx(0.895)
     png = tmp_path / "fig.png"
-    table = _run(ROOT / "analysis" / "akorn_sudoku.py", nc, "--out", png)
+    table = run_script(ROOT / "analysis" / "akorn_sudoku.py", nc, "--out", png)
     assert png.stat().st_size > 10_000
     assert "| ood |" in table and "89.5%" in table

@@ -4,8 +4,6 @@ script turns that file into a figure. (The full runs are not CI.)"""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,17 +13,11 @@ import xarray as xr
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(*args):
-    out = subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True,
-                         text=True, timeout=600)
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    return out.stdout
-
 
 @pytest.mark.slow
-def test_adding_study_fast_version(tmp_path):
+def test_adding_study_fast_version(run_script, tmp_path):
     nc = tmp_path / "adding.nc"
-    _run(ROOT / "studies" / "waves_adding.py", "--length", "30", "--steps", "40",
+    run_script(ROOT / "studies" / "waves_adding.py", "--length", "30", "--steps", "40",
          "--eval-every", "20", "--test-batch", "100", "--out", nc)
     with xr.open_dataset(nc) as ds:
         assert ds.attrs.get("kuralab_version") or ds.attrs.get("kuralab")
@@ -34,14 +26,14 @@ def test_adding_study_fast_version(tmp_path):
         assert np.isfinite(mse).all() and (mse < ds.untrained_mse.values).all()
         assert ds.h_example.shape == (30, 11, 11)
     png = tmp_path / "adding.png"
-    table = _run(ROOT / "analysis" / "waves_adding.py", nc, "--out", png)
+    table = run_script(ROOT / "analysis" / "waves_adding.py", nc, "--out", png)
     assert "| coupled |" in table and png.stat().st_size > 1000
 
 
 @pytest.mark.slow
-def test_rotation_study_fast_version_next_frame_loss_falls(tmp_path):
+def test_rotation_study_fast_version_next_frame_loss_falls(run_script, tmp_path):
     nc = tmp_path / "rotation.nc"
-    _run(ROOT / "studies" / "waves_rotation.py", "--steps", "30", "--shape", "8,8", "--size", "16",
+    run_script(ROOT / "studies" / "waves_rotation.py", "--steps", "30", "--shape", "8,8", "--size", "16",
          "--batch", "8", "--test-sequences", "4", "--eval-every", "10", "--out", nc)
     with xr.open_dataset(nc) as ds:
         assert list(ds.model.values) == ["coupled", "uncoupled", "untrained"]
@@ -53,5 +45,5 @@ def test_rotation_study_fast_version_next_frame_loss_falls(tmp_path):
         plv = ds.plv.values
         assert ((plv >= 0) & (plv <= 1 + 1e-6)).all()
     png = tmp_path / "rotation.png"
-    table = _run(ROOT / "analysis" / "waves_rotation.py", nc, "--out", png)
+    table = run_script(ROOT / "analysis" / "waves_rotation.py", nc, "--out", png)
     assert "| untrained |" in table and png.stat().st_size > 1000

@@ -4,8 +4,6 @@ analysis script turns that file into a figure. (The full runs are not CI.)"""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,22 +13,15 @@ ROOT = Path(__file__).resolve().parents[2]
 FAST = ["--steps", "3", "--train-samples", "200", "--size-n", "150", "--test-graphs", "2"]
 
 
-def _run(*args):
-    out = subprocess.run(
-        [sys.executable, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "study, extra",
     [("kuranet_global", ["--cases", "I,III"]), ("kuranet_cluster", ["--datasets", "gmm", "--seeds", "2", "--val-graphs", "2"])],
 )
-def test_study_fast_version_writes_results_and_figure(tmp_path, study, extra):
+def test_study_fast_version_writes_results_and_figure(run_script, tmp_path, study, extra):
     nc = tmp_path / f"{study}.nc"
-    _run(ROOT / "studies" / f"{study}.py", *FAST, *extra, "--out", nc)
+    run_script(ROOT / "studies" / f"{study}.py", *FAST, *extra, "--out", nc)
     with xr.open_dataset(nc) as ds:
         assert ds.attrs.get("kuralab_version") or ds.attrs.get("kuralab")
         losses = [v for v in ds.data_vars if "loss" in v]
@@ -40,5 +31,5 @@ def test_study_fast_version_writes_results_and_figure(tmp_path, study, extra):
             finite = values[~(values != values)]  # drop NaN padding
             assert finite.size and ((finite >= 0) & (finite <= 1)).all(), v
     png = tmp_path / f"{study}.png"
-    _run(ROOT / "analysis" / f"{study}.py", nc, "--out", png)
+    run_script(ROOT / "analysis" / f"{study}.py", nc, "--out", png)
     assert png.stat().st_size > 1000
