@@ -36,9 +36,9 @@ $\lambda_i = \frac{1}{T}\sum \log |R_{ii}|$ over the averaging window $T$.
 - **Units**: exponents in 1 / (model time unit).
 
 `lyapunov_exponents` returns arrays and works under `jax.jit`, `jax.vmap` (over models,
-initial states and keys) and forward-mode differentiation (`jax.jvp`, `jax.jacfwd`:
-d lambda / d parameter); reverse mode (`jax.grad`) is not available, because the
-solver's stages run in a `lax.while_loop` so that they can be linearised.
+initial states and keys) and differentiation, forward (`jax.jvp`, `jax.jacfwd`) and
+reverse (`jax.grad`: d lambda / d parameter); `reverse_mode=False` runs the solver's
+stages in a plain while loop, forward mode only, about 1.4x faster.
 `lyapunov_spectrum` wraps it in an `xarray.Dataset`.
 
 ??? cite "References"
@@ -164,7 +164,7 @@ def _check_int(name: str, value, low: int) -> int:
 
 def plan(
     model, y0, *, t1, dt, t0, k, transient, renormalise_every, key, solver, blocks,
-    records, brownian,
+    records, brownian, reverse_mode=True,
 ):
     """Validate the arguments (one-line errors); return `(plan, y0, base solver)`."""
     if not isinstance(model, AbstractModel):
@@ -191,9 +191,12 @@ def plan(
     solver, _ = opt.check_noise(noisy, key, brownian, solver, None)
     base = resolve_solver(solver, stochastic=noisy)
     if getattr(base, "scan_kind", 0) is None:
-        # Runge--Kutta stages in a plain lax loop (diffrax's default checkpointed loop
-        # has a custom VJP, which forward mode cannot differentiate).
-        base = eqx.tree_at(lambda s: s.scan_kind, base, "lax", is_leaf=lambda x: x is None)
+        # Runge--Kutta stages: diffrax's default checkpointed loop has a custom VJP that
+        # forward mode (jax.linearize of the step) cannot differentiate. "bounded" is
+        # differentiable both ways, so jax.grad of the exponents works; "lax" (a plain
+        # while loop) is forward-only and about 1.4x faster.
+        kind = "bounded" if reverse_mode else "lax"
+        base = eqx.tree_at(lambda s: s.scan_kind, base, kind, is_leaf=lambda x: x is None)
     n = opt.num_steps(t0, t1, dt)
     dt0 = (t1 - t0) / n
     n_tr = round(transient / dt0)
@@ -379,6 +382,7 @@ def lyapunov_exponents(
     blocks: int = 10,
     records: int = 200,
     brownian: str = "tree",
+    reverse_mode: bool = True,
 ) -> dict[str, Array]:
     """The arrays behind `kl.lyapunov_spectrum` (same arguments): a dict with
     `exponents` `(k,)`, `stderr` `(k,)`, `running` `(records, k)` (running estimates at
@@ -386,13 +390,13 @@ def lyapunov_exponents(
     `t1`) and `final_turns` (its winding numbers, or None).
 
     Pure JAX: works under `jax.jit`, `jax.vmap` over models, initial states and keys,
-    and forward-mode differentiation (`jax.jacfwd`; not `jax.grad`). The times, `k`
+    and differentiation (`jax.jacfwd`, and `jax.grad` unless `reverse_mode=False`). The times, `k`
     and the solver are static.
     """
     p, y0, base = plan(
         model, y0, t1=t1, dt=dt, t0=t0, k=k, transient=transient,
         renormalise_every=renormalise_every, key=key, solver=solver, blocks=blocks,
-        records=records, brownian=brownian,
+        records=records, brownian=brownian, reverse_mode=reverse_mode,
     )
     return _spectrum_jit(model, y0, key if p.sde is not None else None, p, base)
 
@@ -412,6 +416,7 @@ def lyapunov_spectrum(
     blocks: int = 10,
     records: int = 200,
     brownian: str = "tree",
+    reverse_mode: bool = True,
 ) -> xr.Dataset:
     r"""The `k` leading Lyapunov exponents of `model` along the orbit from `y0`.
 
@@ -436,6 +441,9 @@ def lyapunov_spectrum(
     - `blocks`: number of block means for the standard error (>= 2, default 10).
     - `records`: number of running-estimate times (default 200).
     - `brownian`: `"tree"` (default) or `"increments"`, as in `kl.simulate`.
+    - `reverse_mode`: `True` (default) keeps the exponents differentiable by `jax.grad`
+      as well as forward mode (the solver's stages in a bounded loop); `False` is
+      forward-mode only and about 1.4x faster.
 
     **Returns:** an `xarray.Dataset` with `lambda` (`exponent`), `lambda_stderr`
     (`exponent`), `lambda_running` (`time`, `exponent`), `lambda_block` (`block`,
@@ -446,7 +454,7 @@ def lyapunov_spectrum(
     p, y0, base = plan(
         model, y0, t1=t1, dt=dt, t0=t0, k=k, transient=transient,
         renormalise_every=renormalise_every, key=key, solver=solver, blocks=blocks,
-        records=records, brownian=brownian,
+        records=records, brownian=brownian, reverse_mode=reverse_mode,
     )
     out = _spectrum_jit(model, y0, key if p.sde is not None else None, p, base)
     return to_dataset(model, out, p, solver_name(base))

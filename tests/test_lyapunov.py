@@ -270,13 +270,21 @@ def test_phase_chaos_study_and_figure_run_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
-def test_forward_mode_derivative_of_an_exponent(x64):
+def test_forward_and_reverse_mode_derivatives_of_an_exponent(x64):
     # N = 2, locked: lambda_2 = -sqrt(K^2 - dw^2), d lambda_2 / dK = -K / sqrt(K^2 - dw^2)
     dw = 0.5
 
-    def lam2(K):
+    def lam2(K, reverse_mode=True):
         model = _mean_field(jnp.array([-dw / 2, dw / 2]), K)
         return kl.lyapunov_exponents(model, jnp.array([0.0, 0.5]), t1=40.0, dt=0.05,
-                                     transient=10.0, records=1)["exponents"][1]
+                                     transient=10.0, records=1,
+                                     reverse_mode=reverse_mode)["exponents"][1]
 
-    assert float(jax.jacfwd(lam2)(1.0)) == pytest.approx(-1 / np.sqrt(1 - dw**2), abs=1e-4)
+    exact = -1 / np.sqrt(1 - dw**2)
+    forward = float(jax.jacfwd(lam2)(1.0))
+    assert forward == pytest.approx(exact, abs=1e-4)
+    assert float(jax.grad(lam2)(1.0)) == pytest.approx(forward, rel=1e-9)
+    # the forward-only variant: the same derivative, and no reverse mode
+    assert float(jax.jacfwd(lambda K: lam2(K, False))(1.0)) == pytest.approx(forward, rel=1e-9)
+    with pytest.raises(ValueError, match="Reverse-mode"):
+        jax.grad(lambda K: lam2(K, False))(1.0)
