@@ -162,6 +162,35 @@ def phase_check(ref, tol: float) -> Callable[[Any], Check]:
     return check
 
 
+def update_check(
+    ref_loss: float, ref_update: dict, loss_tol: float, update_tol: float, *,
+    relative_loss: bool = False,
+) -> Callable[[Any], Check]:
+    """A training step's `(loss, update)` against the reference's: the loss within
+    `loss_tol` (absolute, or relative with `relative_loss=True`), then the largest
+    relative error of any parameter's update (new minus old) within `update_tol`."""
+
+    def check(out) -> Check:
+        loss, update = out
+        loss = float(loss)
+        if not math.isfinite(loss):
+            return Check("loss (non-finite)", math.inf, loss_tol, False)
+        dl = abs(loss - ref_loss)
+        if relative_loss:
+            dl /= abs(ref_loss)
+        if dl > loss_tol:
+            name = "|loss - kuralab's| (rel.)" if relative_loss else "|loss - kuralab's|"
+            return Check(name, dl, loss_tol, False)
+        err = max(
+            float(np.linalg.norm(update[k] - ref_update[k])
+                  / max(np.linalg.norm(ref_update[k]), 1e-30))
+            for k in ref_update
+        )
+        return Check("update rel. error vs kuralab", err, update_tol, err <= update_tol)
+
+    return check
+
+
 def discretisation_check(fine, coarse, tol: float = 1e-6) -> Check:
     """The float64 reference against itself at half the step (its own error)."""
     err = float(np.max(np.abs(wrapped_diff(fine, coarse))))

@@ -29,7 +29,6 @@ old weights of every layer) agrees with kuralab's to a relative 2e-2 (float32 th
 
 from __future__ import annotations
 
-import math
 import os
 
 import equinox as eqx
@@ -37,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from _common import Check, Result, Skipped
+from _common import Result, Skipped, update_check
 
 import kuralab.learn as L
 from kuralab.learn._train import _step
@@ -62,23 +61,6 @@ def _flat_params(c) -> dict[str, np.ndarray]:
     out["w_out"] = np.asarray(c.out_weight)
     return out
 
-
-def update_check(ref_loss, ref_update):
-    def check(out) -> Check:
-        loss, update = out
-        loss = float(loss)
-        if not math.isfinite(loss):
-            return Check("loss (non-finite)", math.inf, LOSS_TOL, False)
-        dl = abs(loss - ref_loss)
-        if dl > LOSS_TOL:
-            return Check("|loss - kuralab's|", dl, LOSS_TOL, False)
-        err = max(
-            float(np.linalg.norm(update[k] - ref_update[k]) / max(np.linalg.norm(ref_update[k]), 1e-30))
-            for k in ref_update
-        )
-        return Check("update rel. error vs kuralab", err, UPDATE_TOL, err <= UPDATE_TOL)
-
-    return check
 
 
 # ---------------------------------------------------------------------------------
@@ -268,7 +250,7 @@ def run_l1(ctx) -> list[Result]:
     loss0, new0 = jax.block_until_ready(kuralab_step(0))
     ref_loss = float(loss0)
     ref_update = {k: v - p0[k] for k, v in _flat_params(new0).items() if k[0] in "Ww"}  # biases of BatchNorm-ed layers get ~0 gradient
-    check = update_check(ref_loss, ref_update)
+    check = update_check(ref_loss, ref_update, LOSS_TOL, UPDATE_TOL)
 
     ctx.log("  kuralab (kl.learn.kuranet_loss + fit's step)")
     r = Result("L1", "kuralab kuranet_loss (simulate burn_in=, Euler) + fit step", "kuralab", **meta)

@@ -27,7 +27,6 @@ update agrees with kuralab's to a relative 2e-2 in norm (Adam's first step is ab
 
 from __future__ import annotations
 
-import math
 import os
 
 import equinox as eqx
@@ -35,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from _common import Check, Result, Skipped
+from _common import Result, Skipped, update_check
 
 import kuralab.learn as L
 from kuralab.learn._train import _step
@@ -68,23 +67,6 @@ def mse_loss(model, batch, key=None):
     x, y = batch
     return jnp.mean((jax.vmap(model)(x) - y) ** 2)
 
-
-def update_check(ref_loss, ref_update):
-    def check(out) -> Check:
-        loss, update = out
-        loss = float(loss)
-        if not math.isfinite(loss):
-            return Check("loss (non-finite)", math.inf, LOSS_TOL, False)
-        dl = abs(loss - ref_loss) / abs(ref_loss)
-        if dl > LOSS_TOL:
-            return Check("|loss - kuralab's| (rel.)", dl, LOSS_TOL, False)
-        err = max(
-            float(np.linalg.norm(update[k] - ref_update[k]) / max(np.linalg.norm(ref_update[k]), 1e-30))
-            for k in ref_update
-        )
-        return Check("update rel. error vs kuralab", err, UPDATE_TOL, err <= UPDATE_TOL)
-
-    return check
 
 
 # ---------------------------------------------------------------------------------
@@ -212,7 +194,7 @@ def run_l4(ctx) -> list[Result]:
     loss0, new0 = jax.block_until_ready(kuralab_step(0))
     ref_loss = float(loss0)
     ref_update = {k: v - p0[k] for k, v in flat(new0).items()}
-    check = update_check(ref_loss, ref_update)
+    check = update_check(ref_loss, ref_update, LOSS_TOL, UPDATE_TOL, relative_loss=True)
 
     ctx.log(f"  kuralab (kl.learn.CoRNNSequence, method {model.cell.method}, + fit's step)")
     r = Result("L4", f"kuralab CoRNNSequence ({model.cell.method}) + fit step", "kuralab", **meta)
