@@ -354,11 +354,15 @@ def _spectrum(model, y0, key, p: LyapunovPlan, base) -> dict[str, Array]:
     block_means = bsum / jnp.asarray(p.block_durations(), dtype)[:, None]
     stderr = jnp.std(block_means, axis=0, ddof=1) / math.sqrt(p.blocks)
     ((yf, auxf), _), _ = carry
+    exponents = cum / (p.n_window * p.dt)
+    # descending by the final estimate (Benettin's QR order is descending only once the
+    # tangent vectors have converged); the same permutation for every per-exponent array
+    order = jnp.argsort(-jax.lax.stop_gradient(exponents))
     return dict(
-        exponents=cum / (p.n_window * p.dt),
-        stderr=stderr,
-        running=running / elapsed[:, None],
-        block_means=block_means,
+        exponents=exponents[order],
+        stderr=stderr[order],
+        running=(running / elapsed[:, None])[:, order],
+        block_means=block_means[:, order],
         final=yf,
         final_turns=auxf,
     )
@@ -385,7 +389,7 @@ def lyapunov_exponents(
     reverse_mode: bool = True,
 ) -> dict[str, Array]:
     """The arrays behind `kl.lyapunov_spectrum` (same arguments): a dict with
-    `exponents` `(k,)`, `stderr` `(k,)`, `running` `(records, k)` (running estimates at
+    `exponents` `(k,)` (in descending order), `stderr` `(k,)`, `running` `(records, k)` (running estimates at
     `LyapunovPlan.record_times()`), `block_means` `(blocks, k)`, `final` (the state at
     `t1`) and `final_turns` (its winding numbers, or None).
 
@@ -445,7 +449,8 @@ def lyapunov_spectrum(
       as well as forward mode (the solver's stages in a bounded loop); `False` is
       forward-mode only and about 1.4x faster.
 
-    **Returns:** an `xarray.Dataset` with `lambda` (`exponent`), `lambda_stderr`
+    **Returns:** an `xarray.Dataset` with `lambda` (`exponent`, descending: exponent 0 is
+    the largest), `lambda_stderr`
     (`exponent`), `lambda_running` (`time`, `exponent`), `lambda_block` (`block`,
     `exponent`), `lambda_sum` (the sum of the exponents) and the final state `final`;
     attributes record the plan (window, steps, renormalisation interval, solver).

@@ -388,6 +388,12 @@ def parse_spec(text: str) -> StudySpec:
     model = _check_sweep_vs_model(sweep, model, given)
     solve = _parse_solve(root, model, sweep)
     observe = _parse_observe(root, solve, sweep, model.kind)
+    if observe.lyapunov and model.delayed:
+        raise SpecError(
+            "observe.lyapunov = true: expected false for a model with delays "
+            "([model.delays] or sweep.tau); use kl.lyapunov_spectrum on the delayed "
+            "model for its leading exponent"
+        )
     output = _parse_output(root, study.name)
     return StudySpec(
         study=study,

@@ -30,6 +30,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 import kuralab as kl
 
 from ._checks import check_choice, check_steps
+from ._pair_mlp import pair_logits
 
 NORMALIZE = ("node", "graph", "none")
 OBJECTIVES = ("circular_variance", "one_minus_r2", "cluster")
@@ -220,22 +221,28 @@ class PairwiseMLPCoupling(eqx.Module):
         raise AssertionError("unreachable")
 
     def _all_pairs(self, recv, send):
-        """The logits `(n, n)` with every pair in memory at once: each hidden layer's
-        pre-activations are computed once and its pair BatchNorm statistics are taken
-        from them (so forward and backward each hold one matmul per layer)."""
+        """The logits `(n, n)` with every pair in memory at once, one matmul per layer
+        (forward) and two (backward). BatchNorm: `_pair_mlp.pair_logits` (statistics
+        from the pre-activations, a hand-written fused backward pass); the first
+        layer's pair statistics are in closed form, z_ij = r_i + s_j over all (i, j)."""
+        if self.hidden_norm == "batch":
+            mean0 = jnp.mean(recv, axis=0) + jnp.mean(send, axis=0)
+            var0 = jnp.var(recv, axis=0) + jnp.var(send, axis=0)
+            a0 = self.norm_scales[0] * jax.lax.rsqrt(var0 + _EPS_BN)
+            dt = recv.dtype
+            return pair_logits(
+                (recv - mean0) * a0 + self.norm_shifts[0], send * a0,
+                *(tuple(p.astype(dt) for p in ps[1:]) for ps in (
+                    self.weights, self.biases, self.norm_scales, self.norm_shifts)),
+                self.out_weight.astype(dt), self.negative_slope,
+            )
         z = recv[:, None, :] + send[None, :, :]
-        # layer 0's pair statistics in closed form: z_ij = r_i + s_j over all (i, j)
-        stat = (jnp.mean(recv, axis=0) + jnp.mean(send, axis=0),
-                jnp.var(recv, axis=0) + jnp.var(send, axis=0))
         depth = len(self.hidden)
-        for k in range(depth):
-            stats = {k: stat}
-            h = self._act(self._norm(k, z, stats))
+        for k in range(depth):  # "layer" / "none": no pair statistics
+            h = self._act(self._norm(k, z, None))
             if k + 1 == depth:
                 return h @ self.out_weight.astype(h.dtype)
             z = h @ self.weights[k + 1].T.astype(h.dtype) + self.biases[k + 1].astype(h.dtype)
-            if self.hidden_norm == "batch":
-                stat = (jnp.mean(z, axis=(0, 1)), jnp.var(z, axis=(0, 1)))
         raise AssertionError("unreachable")
 
     def _chunk(self, n: int) -> int | None:

@@ -1,0 +1,139 @@
+r"""The pair MLP's all-pairs pass with BatchNorm, with a hand-written backward pass.
+
+`PairwiseMLPCoupling` (kuranet.py) with `hidden_norm="batch"` spends nearly all of a
+KuraNet training step here: every hidden layer after the first acts on all $P = n^2$
+pairs. JAX's automatic derivative of the BatchNorm-LeakyReLU chain is correct, but XLA's
+CPU backend turns it into about 30 separate passes over $(P, h)$ tensors (each
+BatchNorm's mean, variance, centring and scaling are materialised for the backward pass;
+the weight gradient's operand is transposed). The passes, not the matmuls, were two
+thirds of the L1 benchmark's step. This module computes the same function with a
+`jax.custom_vjp` whose backward pass is the standard fused BatchNorm backward:
+
+$$dz = \frac{g}{\sigma}\Big(dy - \overline{dy} - \hat z\,\overline{dy\,\hat z}\Big),
+  \qquad \hat z = \frac{z - \mu}{\sigma},\quad \sigma = \sqrt{\mathrm{var}\,z + \epsilon},$$
+
+with the bars means over the $P$ pairs, so each layer costs one reduction pass and one
+elementwise pass besides its two matmuls, and the normalised activations are recomputed
+from the saved pre-activations instead of stored.
+
+The function (`pair_logits`) takes the first layer already folded into per-node terms:
+$y^{(0)}_{ij} = A_i + B_j$ (the caller computes $A$ and $B$ from the features, the first
+layer's weights and its closed-form pair statistics, all O(n) work that ordinary
+autodiff handles). Then, for hidden layers $k = 1 \dots D-1$,
+
+$$h^{(k-1)} = \mathrm{LeakyReLU}(y^{(k-1)}),\quad z^{(k)} = h^{(k-1)} W_k^\top + b_k,\quad
+  y^{(k)} = g_k \hat z^{(k)} + s_k ,$$
+
+and the logits are $L = \mathrm{LeakyReLU}(y^{(D-1)})\, w$. The bias $b_k$ of a
+batch-normalised layer cancels in $\hat z$, so its gradient is exactly 0 (returned as
+zeros). Tested against autodiff of the plain expression (tests/learn/test_pair_mlp.py).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+_EPS_BN = 1e-5  # torch.nn.BatchNorm1d's default, as kuranet._EPS_BN
+
+
+def _leaky(y, slope):
+    return jnp.where(y >= 0, y, slope * y)
+
+
+def _leaky_grad(y, slope):
+    return jnp.where(y >= 0, 1.0, slope).astype(y.dtype)
+
+
+def _forward(A, B, Ws, gs, ss, w, slope):
+    """Logits and residuals: each layer's matmul input h and output z = h W^T (the
+    bias is left out: it cancels in the normalisation), its mean and 1/sigma."""
+    n = A.shape[0]
+    h = _leaky(A[:, None, :] + B[None, :, :], slope).reshape(n * n, -1)
+    inputs, zs, stats = [], [], []
+    for W, g, s in zip(Ws, gs, ss, strict=True):
+        inputs.append(h)
+        z = h @ W.T
+        mean = jnp.mean(z, axis=0)
+        rstd = jax.lax.rsqrt(jnp.mean(jnp.square(z - mean), axis=0) + _EPS_BN)
+        a = rstd * g  # y = z a + c: the normalisation as one per-unit affine map of z
+        h = _leaky(z * a + (s - mean * a), slope)
+        zs.append(z)
+        stats.append((mean, rstd))
+    logits = (h @ w).reshape(n, n)
+    return logits, (inputs, zs, stats)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(7,))
+def pair_logits(
+    A: Float[Array, "n h0"],
+    B: Float[Array, "n h0"],
+    Ws: tuple[Array, ...],
+    bs: tuple[Array, ...],
+    gs: tuple[Array, ...],
+    ss: tuple[Array, ...],
+    w: Float[Array, " hlast"],
+    slope: float,
+) -> Float[Array, "n n"]:
+    r"""The logits $L_{ij}$ `(n, n)` of the BatchNorm pair MLP (equations above).
+
+    - `A`, `B`: receiver and sender parts of the first layer's normalised
+      pre-activation, `(n, h_0)`; pair $(i, j)$ gets $A_i + B_j$.
+    - `Ws`, `bs`, `gs`, `ss`: per deeper hidden layer $k \ge 1$: weight
+      `(h_k, h_{k-1})`, bias, BatchNorm scale and shift `(h_k,)` (tuples, possibly
+      empty).
+    - `w`: output weights `(h_{D-1},)`; `slope`: the LeakyReLU's negative slope.
+    """
+    return _forward(A, B, Ws, gs, ss, w, slope)[0]
+
+
+def _fwd(A, B, Ws, bs, gs, ss, w, slope):
+    logits, (inputs, zs, stats) = _forward(A, B, Ws, gs, ss, w, slope)
+    return logits, (A, B, Ws, gs, ss, w, inputs, zs, stats)
+
+
+def _bwd(slope, res, G):
+    """The fused BatchNorm backward pass, layer by layer from the output. With
+    y = z a + c (a = g/sigma), the per-unit sums over pairs it needs are
+    S1 = sum dy and S2 = sum dy z; then d shift = S1, d scale = (S2 - mean S1)/sigma and
+    dz = a dy + beta z + gamma with per-unit beta, gamma: one pass writes dz."""
+    A, B, Ws, gs, ss, w, inputs, zs, stats = res
+    n = A.shape[0]
+    P = n * n
+    G = G.reshape(P, 1)
+    depth = len(Ws)
+    dWs, dgs, dss = [None] * depth, [None] * depth, [None] * depth
+    dh = None  # gradient of the current layer's output, (P, h_k); None: G w^T, lazily
+    if depth == 0:
+        dw = jnp.sum(G * _leaky(A[:, None, :] + B[None, :, :], slope).reshape(P, -1), axis=0)
+    for k in reversed(range(depth)):
+        z, (mean, rstd), g, s = zs[k], stats[k], gs[k], ss[k]
+        a = rstd * g
+        y = z * a + (s - mean * a)
+        if dh is None:
+            dw = jnp.sum(G * _leaky(y, slope), axis=0)
+            dy = G * (w * _leaky_grad(y, slope))
+        else:
+            dy = dh * _leaky_grad(y, slope)
+        S1 = jnp.sum(dy, axis=0)
+        S2 = jnp.sum(dy * z, axis=0)
+        dss[k] = S1
+        dgs[k] = (S2 - mean * S1) * rstd
+        beta = -a * rstd * dgs[k] / P
+        gamma = -a * S1 / P - beta * mean
+        dz = a * dy + beta * z + gamma
+        dWs[k] = dz.T @ inputs[k]
+        dh = dz @ Ws[k]
+    if dh is None:
+        dh = G * w
+    dy0 = dh.reshape(n, n, -1) * _leaky_grad(A[:, None, :] + B[None, :, :], slope)
+    dA = jnp.sum(dy0, axis=1)
+    dB = jnp.sum(dy0, axis=0)
+    dbs = tuple(jnp.zeros_like(g) for g in gs)  # b_k cancels in the normalisation
+    return dA, dB, tuple(dWs), dbs, tuple(dgs), tuple(dss), dw
+
+
+pair_logits.defvjp(_fwd, _bwd)
