@@ -27,6 +27,8 @@ def _distribution_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(DISTRIBUTIONS), tuple(SAMPLING)
 
 
+#: int32 indices (XLA): the most oscillators a model may have.
+_MAX_OSC = 2**31 - 1
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _MODEL_KINDS = MODEL_KINDS
 _COUPLING_KINDS = ("mean_field",)
@@ -139,6 +141,8 @@ def _parse_model(root: _Table) -> tuple[KuramotoSpec | SphereSpec, set[str]]:
     _other_kind_key(raw, kind)
     t = _Table("model", raw, _MODEL_KEYS[kind])
     n = t.integer("n", default=None, ge=1)
+    if n is not None and n > _MAX_OSC:
+        t.fail("n", n, f"an integer in [1, {_MAX_OSC}] (int32 oscillator indices)")
     freq = _parse_frequencies(t)
     coupling, given = _parse_coupling(t, kind)
     if kind == "sphere":

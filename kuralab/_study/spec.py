@@ -295,10 +295,10 @@ class SolveSpec:
         import numpy as np
 
         n, k = self.num_steps, self.save_every
-        idx = list(range(0, n + 1, k))
+        idx = np.arange(0, n + 1, k, dtype=np.int64)
         if n % k:
-            idx.append(n)
-        return self.t0 + (self.t1 - self.t0) * np.asarray(idx, dtype=np.float64) / n
+            idx = np.append(idx, n)
+        return self.t0 + (self.t1 - self.t0) * idx.astype(np.float64) / n
 
 
 @dataclass(frozen=True)
@@ -316,6 +316,7 @@ class ObserveSpec:
     trajectories: bool = False
     energy: bool = False
     lyapunov: bool = False  # the largest Lyapunov exponent over the window
+    omega_z: bool = False  # the mean field's rotation rate Omega_Z (TOML key Omega_Z)
 
 
 @dataclass(frozen=True)
@@ -446,10 +447,11 @@ def _model_toml(m: KuramotoSpec | SphereSpec) -> list[str]:
 def _to_toml(spec: StudySpec) -> str:
     # `energy` is written only when on: the canonical text (and so the chunk store's
     # spec hash) of a spec without it is what it was before the key existed.
+    # The same for `omega_z` (TOML key `Omega_Z`).
     observe = [
-        (k, v)
+        ("Omega_Z" if k == "omega_z" else k, v)
         for k, v in dataclasses.asdict(spec.observe).items()
-        if k != "energy" or v
+        if k not in ("energy", "omega_z") or v
     ]
     parts = [
         _toml_table(
