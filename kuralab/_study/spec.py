@@ -15,7 +15,7 @@ in this table; the model builder (`kuralab._study.plan.PointModel`) reads them b
 A new sweepable parameter, say a forcing strength `F` of the phase model, is one entry
 
 ```python
-PARAMETERS["F"] = Parameter("forcing", ("kuramoto",), "1", "forcing strength F")
+PARAMETERS["F"] = Parameter("forcing", ("kuramoto",), "rad/time", "forcing strength F")
 ```
 
 plus the line of `PointModel` that uses `p["F"]` (and the parsing of its
@@ -59,36 +59,44 @@ class Parameter:
     long_name: str
     nonnegative: str | None = None
     absent: float = 0.0
+    units_by_kind: tuple[tuple[str, str], ...] = ()  # (kind, units) overrides
 
     def key(self, name: str) -> str:
         return f"model.{self.section}.{name}"
 
+    def units_for(self, kind: str) -> str:
+        """The units of the parameter in a model of `kind` (CF-style strings)."""
+        return dict(self.units_by_kind).get(kind, self.units)
+
 
 #: The sweepable parameters, by name (the one table; see the module docstring).
 PARAMETERS: dict[str, Parameter] = {
+    # dtheta/dt = omega + K sin(...): K is a rate, rad per unit of model time; on
+    # the sphere dx/dt = Proj(K mean x) with unit vectors x: per unit time.
     "K": Parameter(
         "coupling",
         ("kuramoto", "sphere"),
-        "rad",
-        "coupling strength K (rad per unit time)",
+        "rad/time",
+        "coupling strength K",
+        units_by_kind=(("sphere", "1/time"),),
     ),
     "lag": Parameter("coupling", ("kuramoto",), "rad", "Sakaguchi phase lag alpha"),
     "D": Parameter(
         "noise",
         ("kuramoto",),
-        "rad2",
-        "noise diffusion coefficient D (rad^2 per unit time)",
+        "rad2/time",
+        "noise diffusion coefficient D",
         nonnegative="noise diffusion coefficients",
     ),
     "tau": Parameter(
         "delays",
         ("kuramoto",),
-        "1",
-        "transmission delay tau (time units)",
+        "time",
+        "transmission delay tau",
         nonnegative="delays in time units",
     ),
     "h": Parameter(
-        "stimulus", ("sphere",), "1", "stimulus strength h, c_i = h e_0 (per unit time)"
+        "stimulus", ("sphere",), "1/time", "stimulus strength h, c_i = h e_0"
     ),
 }
 
