@@ -21,7 +21,7 @@ Z = "Z"
 COMPLEX_ATTR = "kuralab_complex_part"
 
 UNITS = {
-    TIME: ("time", "time (model time units)"),
+    TIME: ("1", "time (dimensionless model time)"),
     THETA: ("rad", "oscillator phase, wrapped to [-pi, pi)"),
     TURNS: ("1", "winding number: unwrapped phase = theta + 2 pi turns"),
     OMEGA: ("rad/time", "natural frequency omega"),

@@ -86,11 +86,13 @@ def study_defaults(ds: xr.Dataset, var=None, x=None, hue=None) -> tuple[str, str
             hue = nm.N
         elif rest:
             hue = rest[0]
-    elif hue not in dims or hue == x:
-        raise ValueError(
-            f"--hue {hue}: expected a dimension of {var} other than x = {x}, one of "
-            f"{[d for d in dims if d != x]}"
-        )
+    else:
+        allowed = [d for d in ds[var].dims if d not in (x, nm.TIME, nm.OSC, nm.DIM)]
+        if hue not in allowed:
+            raise ValueError(
+                f"--hue {hue}: expected a dimension of {var} other than x = {x}, one "
+                f"of {allowed}"
+            )
     return var, x, hue
 
 
@@ -174,8 +176,6 @@ def plot_study(ds: xr.Dataset, *, var: str | None = None, x: str | None = None,
 
     **Returns:** the Axes. Its `kuralab_theory` attribute lists the theory drawn.
     """
-    from .plot import _axes, _pyplot
-
     if not isinstance(ds, xr.Dataset):
         raise TypeError(f"`ds` must be an xarray.Dataset; got {type(ds).__name__}")
     var, x, hue = study_defaults(ds, var, x, hue)
@@ -188,12 +188,16 @@ def plot_study(ds: xr.Dataset, *, var: str | None = None, x: str | None = None,
             fixed[d] = ds[d].values[0] if d in ds.coords else 0
             da = da.isel({d: 0})
     if ax is None:
-        _, ax = _pyplot().subplots(figsize=(7.2, 4.4), layout="constrained")
-    ax = _axes(ax)
+        import matplotlib.pyplot as plt  # kuralab.plot chose the backend
+
+        _, ax = plt.subplots(figsize=(7.2, 4.4), layout="constrained")
+    elif not hasattr(ax, "plot") or not hasattr(ax, "figure"):
+        raise TypeError(f"`ax` must be a matplotlib Axes or None; got {type(ax).__name__}")
     xs = np.asarray(ds[x].values) if x in ds.coords else np.arange(da.sizes[x])
-    seeds = da.sizes.get(nm.SEED, 1)
-    mean = da.mean(nm.SEED) if nm.SEED in da.dims else da
-    std = da.std(nm.SEED) if nm.SEED in da.dims and seeds > 1 else None
+    average = nm.SEED in da.dims and hue != nm.SEED
+    seeds = da.sizes.get(nm.SEED, 1) if average else 1
+    mean = da.mean(nm.SEED) if average else da
+    std = da.std(nm.SEED) if average and seeds > 1 else None
     groups = [(None, None)] if hue is None else [
         (v, {hue: i}) for i, v in enumerate(ds[hue].values if hue in ds.coords
                                             else range(da.sizes[hue]))

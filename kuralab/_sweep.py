@@ -259,8 +259,9 @@ def _point_bytes(cfg: Config, state_shape, itemsize: int, delayed: bool) -> int:
 
 def _solver_attr(solver, model, y0) -> str:
     """The name of the solver that ran (`None`: kl.simulate's default for the model)."""
-    if solver is None:
-        return "euler" if model.diffusion(0.0, y0) is not None else "rk4"
+    if solver is None:  # model and y0 may be abstract (jax.eval_shape)
+        noise = jax.eval_shape(lambda m, y: m.diffusion(0.0, y), model, y0)
+        return "euler" if noise is not None else "rk4"
     return solver if isinstance(solver, str) else type(solver).__name__
 
 

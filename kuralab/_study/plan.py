@@ -89,7 +89,7 @@ COORDS = {
     nm.SEED: ("1", "PRNG seed (frequencies, initial phases and noise)"),
     nm.N: ("1", "number of oscillators"),
     nm.DIRECTION: ("1", "adiabatic ramp direction: up the listed values, then down"),
-    nm.TIME: ("time", "time (model time units)"),
+    nm.TIME: ("1", "time (dimensionless model time; rates are per unit of it)"),
 }
 
 

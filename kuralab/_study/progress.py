@@ -30,7 +30,14 @@ def _say(name: str, enabled: bool, message: str) -> None:
 class _Progress:
     """A tqdm bar on a terminal, one log line per chunk otherwise, or nothing."""
 
-    def __init__(self, name: str, chunks: list[slice], done: set[int], enabled: bool):
+    def __init__(
+        self,
+        name: str,
+        chunks: list[slice],
+        done: set[int],
+        enabled: bool,
+        summary: str | None = None,
+    ):
         self.name = name
         self.chunks = chunks
         self.size = chunks[-1].stop
@@ -49,6 +56,7 @@ class _Progress:
             self.say(
                 f"resuming: {self.done} of {len(chunks)} chunks ({self.points} of "
                 f"{self.size} points) already finished"
+                + (f"; {summary}" if summary else "")
             )
         if sys.stderr.isatty():
             from tqdm import tqdm

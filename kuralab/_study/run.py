@@ -288,7 +288,8 @@ def _client(workers: int | None, scheduler) -> Iterator[Any]:
 
 
 def _run_dask(
-    client, spec, chunks, todo, on_done, *, compile_cache, cache_dir, where, say
+    client, spec, chunks, todo, on_done, *, compile_cache, cache_dir, where, say,
+    summary=None,
 ) -> None:
     import jax.numpy as jnp
     from dask.distributed import as_completed
@@ -296,6 +297,8 @@ def _run_dask(
     x64 = np.dtype(jnp.result_type(float)) == np.float64
     nthreads = client.nthreads()
     threads = sum(nthreads.values()) or 1
+    if summary:
+        say(summary)
     say(
         f"Dask: {len(nthreads)} workers, {threads} threads, scheduler "
         f"{client.scheduler.address}"
@@ -374,6 +377,7 @@ def run(
     scheduler=None,
     progress: bool = True,
     compile_cache: bool = True,
+    summary: str | None = None,
 ) -> Path:
     """Run `spec`'s `grid` chunk by chunk through the chunk store of `out`, then write
     `out` atomically (see the module docstring). Arguments as `run_study`'s."""
@@ -387,7 +391,9 @@ def run(
     try:
         done = store.finished(functools.partial(_say, spec.study.name, progress))
         todo = [i for i in range(len(chunks)) if i not in done]
-        meter = _Progress(spec.study.name, chunks, done, progress)
+        meter = _Progress(spec.study.name, chunks, done, progress, summary=summary)
+        if done:
+            summary = None  # said on the resuming line
         meter.start_heartbeat()
 
         def on_done(i: int, arrays: dict[str, np.ndarray]) -> None:
@@ -396,6 +402,8 @@ def run(
 
         try:
             if todo and workers is None and scheduler is None:
+                if summary:  # said once nothing can fail with a one-line error
+                    meter.say(summary)
                 _run_in_process(spec, grid, chunks, todo, on_done)
             elif todo:
                 cache_dir = None
@@ -414,6 +422,7 @@ def run(
                         cache_dir=cache_dir,
                         where=store.dir,
                         say=meter.say,
+                        summary=summary,
                     )
         finally:
             meter.close()
@@ -522,7 +531,6 @@ def run_study(
 
     itemsize = np.dtype(jnp.result_type(float)).itemsize
     est = lim.check_sizes(spec, limits, itemsize)  # before the grid exists
-    _say(spec.study.name, progress, est.summary())
     if compile_cache:
         enable_compile_cache()
 
@@ -538,4 +546,5 @@ def run_study(
         scheduler=scheduler,
         progress=progress,
         compile_cache=compile_cache,
+        summary=est.summary(),
     )

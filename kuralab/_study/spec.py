@@ -91,8 +91,8 @@ PARAMETERS: dict[str, Parameter] = {
     "tau": Parameter(
         "delays",
         ("kuramoto",),
-        "time",
-        "transmission delay tau",
+        "1",
+        "transmission delay tau (in units of the model time)",
         nonnegative="delays in time units",
     ),
     "h": Parameter(
