@@ -262,7 +262,7 @@ def coupling_bytes(model, n: int, b: int) -> int:
     if kind == "dense":
         return n * n * b
     if kind == "sparse":
-        return c.edge_count(n) * (8 + b)
+        return c.network.edge_count(n) * (8 + b)
     return 0
 
 

@@ -33,6 +33,7 @@ from .._models.sphere import BlockOmega, SphereKuramoto, random_sphere
 from .._noise import Noise
 from .._sampling import random_phases, sample_frequencies
 from .._sweep_kernel import Config, batch
+from . import network as net
 from .spec import (
     FULL_CIRCLE,
     KIND_PARAMETERS,
@@ -117,6 +118,7 @@ class PointModel:
     dim: int = 1  # vector dimension (sphere models)
     planes: tuple[float, ...] = ()  # rotating planes (sphere models)
     stimulus: bool = False  # c_i = h e_0 (sphere models)
+    network: net.NetworkSpec | None = None  # dense / sparse / lattice coupling
 
     def draw(self, seed):
         """Natural frequencies and initial state for one seed (deterministic in
@@ -155,9 +157,14 @@ class PointModel:
                 BlockOmega(rates, dim=self.dim), MeanField(p["K"]), stimulus
             )
             return model, y0
+        coupling = (
+            MeanField(p["K"])
+            if self.network is None
+            else net.coupling(self.network, self.n, p["K"], omega.dtype)
+        )
         model = Kuramoto(
             omega,
-            MeanField(p["K"]),
+            coupling,
             lag=p["lag"],
             noise=Noise(p["D"]) if self.noisy else None,
             delays=Delays(p["tau"], max_delay=self.max_delay) if self.delayed else None,
@@ -185,6 +192,7 @@ def point_model(spec: StudySpec, n: int | None = None) -> PointModel:
         dim=m.dim if sphere else 1,
         planes=m.planes if sphere else (),
         stimulus=sphere and m.stimulus is not None,
+        network=m.coupling.network,
     )
 
 
@@ -465,6 +473,15 @@ def attrs(spec: StudySpec) -> dict:
         "sampling": f.sampling,
         "initial_spread": None if sphere else m.initial_phases.spread,
         "coupling": c.kind,
+        **(
+            {
+                f"coupling_{k}": (list(v) if k == "shape" else v)
+                for k, v in c.network.toml_items()
+                if v is not None and k != "kernel"
+            }
+            if c.network is not None
+            else {}
+        ),
         "noise": "additive" if m.noisy else "none",
         "delays": "uniform" if m.delayed else "none",
         "swept": " ".join(((nm.N,) if spec.sweep.sizes else ()) + spec.sweep.names),

@@ -142,12 +142,15 @@ class FrequencySpec:
 
 @dataclass(frozen=True)
 class MeanFieldSpec:
-    """`[model.coupling]` with `kind = "mean_field"`: `kl.MeanField(K)` and the
-    Sakaguchi lag (radians). A value is `None` exactly when `[sweep]` sweeps it."""
+    """`[model.coupling]`: `kind = "mean_field"` is `kl.MeanField(K)`; `"dense"`,
+    `"sparse"` and `"lattice"` (phase models) are `K` times the structure in
+    `network` (a `kuralab._study.network.NetworkSpec`). `lag` is the Sakaguchi lag
+    (radians). A value is `None` exactly when `[sweep]` sweeps it."""
 
     K: float | None
     lag: float | None = 0.0
     kind: str = "mean_field"
+    network: Any = None  # NetworkSpec for the structured kinds
 
 
 @dataclass(frozen=True)
@@ -433,7 +436,11 @@ def _model_toml(m: KuramotoSpec | SphereSpec) -> list[str]:
     return [
         _toml_table("model", [("kind", m.kind), ("n", m.n)]),
         _toml_table("model.frequencies", dataclasses.asdict(f).items()),
-        _toml_table("model.coupling", [("kind", c.kind), ("K", c.K), ("lag", c.lag)]),
+        _toml_table(
+            "model.coupling",
+            [("kind", c.kind), ("K", c.K), ("lag", c.lag)]
+            + (c.network.toml_items() if c.network is not None else []),
+        ),
         *(
             [_toml_table("model.noise", dataclasses.asdict(m.noise).items())]
             if m.noise is not None
