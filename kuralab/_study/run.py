@@ -43,7 +43,6 @@ import gc
 import itertools
 import os
 import socket
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -53,9 +52,8 @@ from typing import Any
 import numpy as np
 
 from .. import io
-from . import plan
+from . import limits as lim, plan
 from .parse import _read_spec
-from . import limits as lim
 from .progress import _Progress, _say
 from .spec import StudySpec
 from .store import ChunkStore, _identity, _line
