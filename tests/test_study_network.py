@@ -1,0 +1,136 @@
+"""Couplings other than mean field in study specs (`kuralab/_study/network.py`)."""
+
+import numpy as np
+import pytest
+
+import kuralab as kl
+from kuralab._study import network as net
+from kuralab.cli import main
+from kuralab.study import parse_spec, run_study
+
+BASE = """
+[study]
+name = "net"
+
+[model]
+kind = "kuramoto"
+n = 24
+
+[model.frequencies]
+distribution = "gaussian"
+scale = 0.3
+
+[model.coupling]
+kind = "mean_field"
+
+[sweep]
+K = [0.5, 2.0]
+seeds = 1
+
+[solve]
+t1 = 3.0
+dt = 0.1
+save_every = 3
+"""
+
+
+def with_coupling(lines: str) -> str:
+    return BASE.replace('kind = "mean_field"', lines)
+
+
+@pytest.mark.slow
+def test_dense_ones_over_n_is_mean_field(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    np.save("ones.npy", np.ones((24, 24)))
+    dense = parse_spec(with_coupling('kind = "dense"\nfile = "ones.npy"\nnormalize = "n"'))
+    assert parse_spec(dense.to_toml()) == dense
+    a = kl.io.load(run_study(dense, tmp_path / "d.nc", progress=False))
+    b = kl.io.load(run_study(parse_spec(BASE), tmp_path / "m.nc", progress=False))
+    # (K/N) sum_j sin(theta_j - theta_i) two ways: float32 rounding only.
+    np.testing.assert_allclose(a["R"], b["R"], atol=1e-5)
+    assert a.attrs["coupling"] == "dense" and len(a.attrs["coupling_sha256"]) == 64
+
+
+@pytest.mark.parametrize("graph", ["ring", "small_world", "erdos_renyi"])
+def test_graph_generators(graph):
+    n, k, p = 40, 3, 0.2
+    keys = {"ring": f"k = {k}", "small_world": f"k = {k}\np = {p}",
+            "erdos_renyi": f"p = {p}"}[graph]
+
+    def edges(seed):
+        text = with_coupling(f'kind = "sparse"\ngraph = "{graph}"\n{keys}\nseed = {seed}')
+        spec = parse_spec(text.replace("n = 24", f"n = {n}"))
+        _, r, s, w = net.arrays(spec.model.coupling.network, n)
+        return r, s, w
+
+    r, s, w = edges(1)
+    pairs = set(zip(r.tolist(), s.tolist(), strict=True))
+    assert pairs == {(b, a) for a, b in pairs}  # undirected: K symmetric
+    assert all(a != b for a, b in pairs) and len(pairs) == len(r)  # simple graph
+    if graph != "erdos_renyi":
+        assert len(r) == 2 * n * k  # rewiring keeps the number of edges
+    else:  # binomial(n(n-1)/2, p) undirected edges: within 4 standard deviations
+        m = n * (n - 1) / 2
+        assert abs(len(r) / 2 - p * m) < 4 * np.sqrt(m * p * (1 - p))
+    if graph == "ring":
+        np.testing.assert_array_equal(np.bincount(r, minlength=n), 2 * k)
+    else:
+        r2, s2, _ = edges(1)
+        np.testing.assert_array_equal(r, r2)
+        np.testing.assert_array_equal(s, s2)
+        r3, s3, _ = edges(2)
+        assert set(zip(r3.tolist(), s3.tolist(), strict=True)) != pairs
+
+
+def test_edge_file_and_lattice(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ring = [(i, (i + 1) % 24, 0.5) for i in range(24)]
+    np.savetxt("edges.txt", np.array(ring + [(b, a, w) for a, b, w in ring]))
+    spec = parse_spec(with_coupling('kind = "sparse"\nedges = "edges.txt"'))
+    _, r, s, w = net.arrays(spec.model.coupling.network, 24)
+    assert len(r) == 48 and np.all(w == 0.5)
+    lattice = parse_spec(with_coupling(
+        'kind = "lattice"\nkernel = [[0, 1, 0], [1, 0, 1], [0, 1, 0]]\nshape = [4, 6]\n'
+        'normalize = "degree"'
+    ))
+    kernel = net.arrays(lattice.model.coupling.network, 24)[1]
+    assert kernel.sum() == pytest.approx(1.0)
+    assert parse_spec(lattice.to_toml()) == lattice
+
+
+@pytest.mark.slow
+def test_lattice_study_runs(tmp_path):
+    lattice = parse_spec(with_coupling(
+        'kind = "lattice"\nkernel = [[0, 1, 0], [1, 0, 1], [0, 1, 0]]\nshape = [4, 6]'
+    ))
+    ds = kl.io.load(run_study(lattice, tmp_path / "l.nc", progress=False))
+    assert ds.attrs["coupling"] == "lattice" and list(ds.attrs["coupling_shape"]) == [4, 6]
+    assert np.all((ds["R"].values >= 0) & (ds["R"].values <= 1))
+
+
+BAD = {
+    "missing file": ('kind = "dense"\nfile = "nope.npy"', "model.coupling.file", "existing"),
+    "wrong shape": ('kind = "dense"\nfile = "small.npy"', "(24, 24)", "got shape (3, 3)"),
+    "sha mismatch": ('kind = "dense"\nfile = "small.npy"\nsha256 = "00"', "the file changed"),
+    "k too big": ('kind = "sparse"\ngraph = "ring"\nk = 12', "model.coupling.k = 12"),
+    "both graph and edges": ('kind = "sparse"\ngraph = "ring"\nk = 1\nedges = "e.txt"',
+                             "exactly one of"),
+    "p for ring": ('kind = "sparse"\ngraph = "ring"\nk = 1\np = 0.5', "model.coupling.p"),
+    "p > 1": ('kind = "sparse"\ngraph = "erdos_renyi"\np = 2', "probability"),
+    "lattice shape": ('kind = "lattice"\nkernel = [0, 1, 0]\nshape = [5]', "product"),
+    "even kernel": ('kind = "lattice"\nkernel = [1, 1]\nshape = [24]', "odd sizes"),
+    "unknown key": ('kind = "sparse"\ngraph = "ring"\nk = 1\nfile = "x"', "unknown key"),
+}
+
+
+@pytest.mark.parametrize("case", BAD, ids=str)
+def test_bad_couplings_are_one_line(case, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    np.save("small.npy", np.ones((3, 3)))
+    text, *needles = BAD[case]
+    (tmp_path / "bad.toml").write_text(with_coupling(text))
+    assert main(["validate", "bad.toml"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: bad.toml: "), err
+    for needle in needles:
+        assert needle in err, err
