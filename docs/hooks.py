@@ -183,6 +183,9 @@ def execute_markdown(
     figures: list[Path] = []
     cursor, executed = 0, 0
     old_cwd, old_env = os.getcwd(), dict(os.environ)
+    import jax
+
+    x64 = bool(jax.config.jax_enable_x64)  # a page may turn float64 on for itself
     os.chdir(workdir)
     os.environ.update({k: v for k, v in _env().items() if k in ("MPLBACKEND",)})
     try:
@@ -233,6 +236,7 @@ def execute_markdown(
         os.environ.clear()
         os.environ.update(old_env)
         _save_figures(None, name, 0)  # close anything left open
+        jax.config.update("jax_enable_x64", x64)
     return Result("\n".join(pieces), figures, executed, time.perf_counter() - t_start)
 
 
