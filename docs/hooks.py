@@ -18,8 +18,9 @@
    traceback. `tests/test_docs.py` runs the same `execute_markdown` on every executed
    page, so a broken example also fails the (slow) tests.
 
-2. **MathJax offline.** `on_post_build` copies MathJax 3 (the parts that typeset TeX to
-   CommonHTML: `tex-chtml.js`, its fonts and TeX extensions, the menu) from the
+2. **MathJax offline.** `on_post_build` copies MathJax 3 (`tex-svg.js`, which typesets
+   TeX to SVG with its glyphs inside the script, so it also works from `file://` where a
+   browser refuses web fonts; its TeX extensions and menu) from the
    `django-static-mathjax` wheel (Apache-2.0, a `docs` extra) into `site/assets/mathjax/`.
    Nothing is fetched from the web.
 """
@@ -244,7 +245,7 @@ def execute_markdown(
 # mkdocs hooks
 # ---------------------------------------------------------------------------------
 
-MATHJAX_PARTS = ("tex-chtml.js", "output/chtml", "input/tex/extensions", "ui", "a11y")
+MATHJAX_PARTS = ("tex-svg.js", "input/tex/extensions", "ui", "a11y")
 
 
 def on_page_markdown(markdown, page, config, files):
