@@ -138,3 +138,13 @@ def test_tutorial_runs(page, tmp_path):
     if page.stem != "performance":
         assert res.figures, f"{page.name} drew no figure"
     assert 'title="output"' in res.markdown
+
+
+def test_svg_assets_are_well_formed():
+    """A malformed SVG shows as a broken image (seen once: a duplicate attribute)."""
+    import xml.dom.minidom
+
+    svgs = sorted((DOCS / "assets").glob("*.svg"))
+    assert svgs
+    for svg in svgs:
+        xml.dom.minidom.parse(str(svg))
