@@ -19,8 +19,10 @@ float width, plus the `time` coordinate; netCDF adds a few kB of metadata. Peak 
 of a chunk: per simulation, `_STATE_COPIES` copies of the state (the Runge--Kutta
 stages, the retraction's winding numbers, temporaries), the delay history and the time
 series kept until the chunk returns, times the chunk size, plus the coupling's arrays
-(a dense matrix is shared by the chunk). It is an order-of-magnitude guard, not an
-allocator: the XLA buffers of a compiled chunk are within a factor of a few of it.
+(a dense matrix is shared by the chunk). The constants are calibrated against XLA's
+buffer assignment of the compiled chunk (`compiled.memory_analysis()`: arguments +
+outputs + temporaries): for mean-field, noisy, delayed and trajectory-saving specs the
+estimate is an upper bound within 2.5x of it (`tests/test_study_limits_xla.py`).
 """
 
 from __future__ import annotations
@@ -40,8 +42,13 @@ MAX_STEPS = 2**31 - 1
 MAX_OSC = 2**31 - 1
 
 #: Copies of one simulation's state alive during a step (RK4: y, 4 stages, the new
-#: state, the winding numbers and two temporaries), for the memory estimate.
-_STATE_COPIES = 10
+#: state, the winding numbers, the frequencies and temporaries), for the memory
+#: estimate. XLA's buffers for a mean-field RK4 chunk hold 13.3 state copies.
+_STATE_COPIES = 16
+#: Saved trajectories live in XLA's temporaries (the scan's stacked saves) as well as
+#: in the chunk's outputs (phases and int32 winding numbers): measured 2.27 times the
+#: output bytes for a phase model, so the estimate counts 2.5 times.
+_SAVE_EXTRA = 2.5
 
 @dataclass(frozen=True)
 class Limits:
@@ -225,17 +232,24 @@ def estimate(spec, itemsize: int = 4) -> Estimate:
     if m.delayed:
         taus = spec.axis_values("tau")
         slots = math.ceil(max(taus) / (s.dt if s.dt > 0 else 1)) + 2
-        mem["model.delays.tau"] = slots * state
-        # delayed models keep every saved state for the window reduction
-        mem["solve.save_every"] = saves * state
+        # the Hermite history keeps the value and the derivative in every slot
+        mem["model.delays.tau"] = 2 * slots * state
+        # delayed models keep every saved state (phase, winding number and the
+        # stacked copy) for the window reduction
+        mem["solve.save_every"] = saves * (state + 2 * n * 4) * 2
     series = 0
     if o.order_parameter:
         series += saves * b * (2 if phase else 1)
     if o.energy:
         series += saves * b
-    mem["solve.save_every"] = mem.get("solve.save_every", 0) + series
+    # an adiabatic point returns every ramp step's series, stacked by the ramp's scan
+    # (a temporary) and then returned (an output): 2 * ramp copies
+    stacked = 2 * ramp if sw.adiabatic else 1
+    mem["solve.save_every"] = mem.get("solve.save_every", 0) + series * stacked
     if o.trajectories:
-        mem["observe.trajectories"] = saves * n * (dim * b + (4 if phase else 0))
+        mem["observe.trajectories"] = int(
+            saves * n * _SAVE_EXTRA * (dim * b + (4 if phase else 0)) * (ramp if sw.adiabatic else 1)
+        )
     per_sim = sum(mem.values())
     memory_terms = dict(mem)
     shared = coupling_bytes(m, n, b)
