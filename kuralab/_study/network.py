@@ -241,14 +241,30 @@ def _small_world(n: int, k: int, p: float, rng) -> tuple[np.ndarray, np.ndarray]
 
 
 def _erdos_renyi(n: int, p: float, rng) -> tuple[np.ndarray, np.ndarray]:
-    rows, cols = [], []
-    for a in range(n - 1):
-        hits = np.nonzero(rng.random(n - a - 1) < p)[0] + a + 1
-        rows.append(np.full(hits.size, a))
-        cols.append(hits)
-    if not rows:
+    """G(n, p) in O(n + edges): the n(n-1)/2 node pairs (a < b) in row-major order are
+    Bernoulli(p) trials, so the gaps between successive edges are Geometric(p)
+    (Batagelj & Brandes 2005); the linear pair index is mapped back to (a, b)."""
+    total = n * (n - 1) // 2
+    if total == 0 or p <= 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(rows), np.concatenate(cols)
+    if p >= 1:
+        k = np.arange(total, dtype=np.int64)
+    else:
+        expected = total * p
+        batch = int(expected + 6 * np.sqrt(expected) + 16)
+        parts, last = [], -1
+        while True:
+            k = last + np.cumsum(rng.geometric(p, size=batch).astype(np.int64))
+            parts.append(k[k < total])
+            if k[-1] >= total:
+                break
+            last = int(k[-1])
+        k = np.concatenate(parts)
+    # row a holds the pairs (a, a+1 .. n-1) and starts at a (2n - a - 1) / 2
+    rows = np.arange(n - 1, dtype=np.int64)
+    starts = rows * (2 * n - rows - 1) // 2
+    a = np.searchsorted(starts, k, side="right") - 1
+    return a, k - starts[a] + a + 1
 
 
 @functools.lru_cache(maxsize=8)
