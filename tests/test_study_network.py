@@ -149,7 +149,7 @@ def test_erdos_renyi_is_g_n_p():
     sizes = []
     for _ in range(graphs):
         a, b = net._erdos_renyi(n, p, rng)
-        assert np.all(a < b) and np.all(b < n) and len(set(zip(a, b))) == len(a)
+        assert np.all(a < b) and np.all(b < n) and len(set(zip(a, b, strict=True))) == len(a)
         counts[a, b] += 1
         sizes.append(len(a))
     iu = np.triu_indices(n, 1)
@@ -158,7 +158,8 @@ def test_erdos_renyi_is_g_n_p():
     m = n * (n - 1) / 2
     assert abs(np.var(sizes, ddof=1) / (m * p * (1 - p)) - 1) < 0.25
     a, b = net._erdos_renyi(5, 1.0, rng)
-    assert list(zip(a.tolist(), b.tolist())) == [(i, j) for i in range(5) for j in range(i + 1, 5)]
+    pairs = [(i, j) for i in range(5) for j in range(i + 1, 5)]
+    assert list(zip(a.tolist(), b.tolist(), strict=True)) == pairs
     a, _ = net._erdos_renyi(50_000, 8e-5, rng)
     m = 50_000 * 49_999 / 2
     assert abs(len(a) - 8e-5 * m) < 5 * np.sqrt(8e-5 * m)
