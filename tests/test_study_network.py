@@ -163,3 +163,61 @@ def test_erdos_renyi_is_g_n_p():
     a, _ = net._erdos_renyi(50_000, 8e-5, rng)
     m = 50_000 * 49_999 / 2
     assert abs(len(a) - 8e-5 * m) < 5 * np.sqrt(8e-5 * m)
+
+
+SPHERE = """
+[study]
+name = "sphere_net"
+
+[model]
+kind = "sphere"
+n = 12
+dim = 3
+
+[model.frequencies]
+distribution = "gaussian"
+scale = 0.3
+
+[model.coupling]
+kind = "mean_field"
+
+[sweep]
+K = [0.5, 2.0]
+seeds = 1
+
+[solve]
+t1 = 3.0
+dt = 0.1
+save_every = 3
+
+[observe]
+order_parameter = true
+energy = true
+"""
+
+
+@pytest.mark.slow
+def test_sphere_studies_take_dense_and_sparse_couplings(tmp_path, monkeypatch):
+    """J_ij = K_ij I on S^2: a dense all-ones/N matrix is the mean field (float32
+    rounding), a ring is not (it couples only neighbours, so R differs at K = 2);
+    a lattice kernel is refused in one line."""
+    monkeypatch.chdir(tmp_path)
+    np.save("ones.npy", np.ones((12, 12)))
+    dense = parse_spec(
+        SPHERE.replace('kind = "mean_field"', 'kind = "dense"\nfile = "ones.npy"\nnormalize = "n"')
+    )
+    ring = parse_spec(
+        SPHERE.replace('kind = "mean_field"', 'kind = "sparse"\ngraph = "ring"\nk = 1')
+    )
+    out = {}
+    for name, spec in [("mf", parse_spec(SPHERE)), ("dense", dense), ("ring", ring)]:
+        out[name] = kl.io.load(run_study(spec, tmp_path / f"{name}.nc", progress=False))
+    np.testing.assert_allclose(out["dense"]["R"], out["mf"]["R"], atol=1e-5)
+    np.testing.assert_allclose(out["dense"]["energy"], out["mf"]["energy"], rtol=1e-4)
+    assert abs(float(out["ring"]["R"][-1, 0] - out["mf"]["R"][-1, 0])) > 1e-3
+    lattice = SPHERE.replace(
+        'kind = "mean_field"', 'kind = "lattice"\nkernel = [[1.0, 1.0, 1.0]]\nshape = [12]'
+    )
+    with pytest.raises(kl.study.SpecError, match=r"^model.coupling.kind") as err:
+        parse_spec(lattice)
+    assert "\n" not in str(err.value)

@@ -115,7 +115,9 @@ def _parse_coupling(t: _Table, kind: str, n) -> tuple[MeanFieldSpec, set[str]]:
         ckind = raw["kind"]
     extra = network.KEYS.get(ckind, ())
     c = t.table("coupling", ("kind", "K", "lag", *extra), what=' with kind = "mean_field"')
-    choices = _COUPLING_KINDS if kind == "kuramoto" else ("mean_field",)
+    # sphere models take the phase-model couplings as J_ij = K_ij I; a lattice kernel
+    # acts on a grid of scalar phases only
+    choices = _COUPLING_KINDS if kind == "kuramoto" else ("mean_field", "dense", "sparse")
     c.string("kind", choices=choices)
     if kind == "sphere" and "lag" in c.data:
         c.fail(

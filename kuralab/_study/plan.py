@@ -147,21 +147,19 @@ class PointModel:
         """The model and initial state of one point; `p` holds the parameters by
         name (`p["K"]`, ...)."""
         omega, y0 = self.draw(seed)
+        coupling = (
+            MeanField(p["K"])
+            if self.network is None
+            else net.coupling(self.network, self.n, p["K"], omega.dtype)
+        )
         if self.kind == "sphere":
             # Oscillator i turns at omega_i in each rotating plane (x_2k, x_2k+1).
             rates = omega[:, None] * jnp.asarray(self.planes, dtype=omega.dtype)
             stimulus = None
             if self.stimulus:
                 stimulus = p["h"] * jnp.zeros(self.dim, omega.dtype).at[0].set(1.0)
-            model = SphereKuramoto(
-                BlockOmega(rates, dim=self.dim), MeanField(p["K"]), stimulus
-            )
+            model = SphereKuramoto(BlockOmega(rates, dim=self.dim), coupling, stimulus)
             return model, y0
-        coupling = (
-            MeanField(p["K"])
-            if self.network is None
-            else net.coupling(self.network, self.n, p["K"], omega.dtype)
-        )
         model = Kuramoto(
             omega,
             coupling,
