@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import re
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -56,11 +57,15 @@ def test_every_public_name_has_a_reference_entry():
     import kuralab
     import kuralab.learn
 
-    top = {
-        n
-        for n in dir(kuralab)
-        if not n.startswith("_") and n not in ("importlib", "TYPE_CHECKING")
-    }
+    def public(n: str) -> bool:
+        if n.startswith("_") or n in ("importlib", "TYPE_CHECKING", "annotations"):
+            return False
+        # a submodule that another import loaded (kuralab.cli by the CLI tests) is an
+        # attribute, not API: modules count when the package declares them
+        value = getattr(kuralab, n, None)
+        return not isinstance(value, types.ModuleType) or n in (*kuralab._SUBMODULES, "study")
+
+    top = {n for n in dir(kuralab) if public(n)}
     assert "simulate" in top and "learn" in top  # dir() lists the lazy names
     documented = _documented()
     missing = sorted(n for n in top if f"kuralab.{n}" not in documented)
