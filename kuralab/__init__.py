@@ -105,7 +105,7 @@ _EXPORTS = {
     "_symplectic_step": ("SymplecticEuler",),
     "learn.kuranet": ("PairwiseMLPCoupling",),  # learned coupling (kl.learn), DESIGN §3
 }
-_SUBMODULES = ("io", "learn", "spectral", "testing", "theory", "waves")
+_SUBMODULES = ("io", "learn", "plot", "spectral", "testing", "theory", "waves")
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
 
@@ -128,6 +128,7 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
     from . import (
         io as io,
         learn as learn,
+        plot as plot,
         spectral as spectral,
         testing as testing,
         theory as theory,

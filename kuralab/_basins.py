@@ -139,7 +139,7 @@ def basin_fractions(
     classify: Callable,
     key: Key,
     batch: int = 1024,
-    solver: str = "rk4",
+    solver: str | None = None,
     keep_labels: bool = False,
 ) -> xr.Dataset:
     r"""Fractions of initial states that end in each attractor.
@@ -206,7 +206,7 @@ def basin_fractions(
             "label": found,
             "label_name": ("label", [_NAMES.get(int(v), str(int(v))) for v in found]),
         },
-        attrs=dict(n=n, t1=float(t1), dt=float(dt), solver=str(solver),
+        attrs=dict(n=n, t1=float(t1), dt=float(dt), solver=str(solver or "default"),
                    n_failed=int(np.sum(~ok)),
                    classify=getattr(classify, "__name__", type(classify).__name__)),
     )

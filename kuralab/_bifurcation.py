@@ -335,7 +335,7 @@ def _dataset(points, kinds, shape, frame, name, model0, stop) -> xr.Dataset:
                      dict(units="1", long_name="max |G|")),
     }
     if frame == "co-rotating":
-        data["Omega"] = ("point", X[:, -2], dict(units="rad",
+        data["Omega"] = ("point", X[:, -2], dict(units="rad/time",
                                                  long_name="rotation frequency"))
     return xr.Dataset(
         data, coords={"point": np.arange(len(points))},

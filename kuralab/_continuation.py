@@ -364,8 +364,8 @@ def _to_dataset(points, folds, model0, symmetric, *, name, units, long_name, set
         "Omega": var(
             P,
             Omega,
-            "rad",
-            "frequency of the locked state (rad per unit time)"
+            "rad/time",
+            "frequency of the locked state"
             + ("" if symmetric else "; 0: locked to the forcing"),
         ),
         "phi": var(
@@ -402,7 +402,7 @@ def _to_dataset(points, folds, model0, symmetric, *, name, units, long_name, set
             P, arclength, "1", "cumulative chord length in (phases, Omega, parameter)"
         ),
         "residual": var(
-            P, [pt.residual for pt in points], "rad", "max |f(phi) - Omega|"
+            P, [pt.residual for pt in points], "rad/time", "max |f(phi) - Omega|"
         ),
     }
     coords = {

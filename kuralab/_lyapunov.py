@@ -188,6 +188,8 @@ def plan(
         )
     noisy = model.diffusion(t0, model.project(y0)) is not None
     model.validate(t0, t1)
+    if solver is None:  # kl.sweep's and the studies' default: rk4, or Euler--Maruyama
+        solver = opt.default_solver(None, noisy)
     solver, _ = opt.check_noise(noisy, key, brownian, solver, None)
     base = resolve_solver(solver, stochastic=noisy)
     if getattr(base, "scan_kind", 0) is None:

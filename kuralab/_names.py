@@ -24,7 +24,7 @@ UNITS = {
     TIME: ("1", "time (dimensionless model time)"),
     THETA: ("rad", "oscillator phase, wrapped to [-pi, pi)"),
     TURNS: ("1", "winding number: unwrapped phase = theta + 2 pi turns"),
-    OMEGA: ("rad", "natural frequency (rad per unit time)"),
+    OMEGA: ("rad/time", "natural frequency omega"),
     STATE: ("1", "oscillator state (unit vector)"),
     R: ("1", "Kuramoto order parameter |Z|"),
     PSI: ("rad", "mean phase arg Z"),
@@ -41,6 +41,7 @@ R_T = "R_t"
 OMEGA_EFF = "Omega"
 OMEGA_STD = "Omega_std"
 OMEGA_Z = "Omega_Z"
+PSI_T = "psi_t"
 LOCKED = "locked"
 ENERGY = "energy"
 ENERGY_T = "energy_t"

@@ -257,6 +257,14 @@ def _point_bytes(cfg: Config, state_shape, itemsize: int, delayed: bool) -> int:
     return 16 * state + saved
 
 
+def _solver_attr(solver, model, y0) -> str:
+    """The name of the solver that ran (`None`: kl.simulate's default for the model)."""
+    if solver is None:  # model and y0 may be abstract (jax.eval_shape)
+        noise = jax.eval_shape(lambda m, y: m.diffusion(0.0, y), model, y0)
+        return "euler" if noise is not None else "rk4"
+    return solver if isinstance(solver, str) else type(solver).__name__
+
+
 def sweep(
     make: Callable[..., tuple[AbstractModel, Array]],
     axes: Mapping[str, Iterable],
@@ -265,7 +273,7 @@ def sweep(
     dt: float,
     t0: float = 0.0,
     window: float | None = None,
-    solver: str | Any = "rk4",
+    solver: str | Any = None,
     save_every: int = 1,
     observe: Sequence[str] | str = _DEFAULT_OBSERVE,
     mode: str = "independent",
@@ -307,7 +315,8 @@ def sweep(
       the given order ("up"), then in reverse ("down").
     - `zip`: names of axes to pair element-wise instead of crossing (equal lengths);
       they share one dimension named after the first of them.
-    - `solver`, `save_every`, `brownian`: as in `kl.simulate` (saves are every
+    - `solver`, `save_every`, `brownian`: as in `kl.simulate` (default solver: `"rk4"`,
+      `"euler"` for models with noise; saves are every
       `save_every` steps within the window; noisy models default to
       `brownian="increments"`, the fast Brownian path).
     - `key`: base PRNG key of the noise (default `jax.random.key(0)`).
@@ -509,8 +518,10 @@ def _to_dataset(merged, parsed, grid_axes, layout, cfg, mode, along, throw, mode
         base = lead + dims
         value = value.reshape(lead_shape + shape + value.shape[len(lead_shape) + 1 :])
         extra = value.ndim - len(base)
-        if name in (nm.R_T, nm.ENERGY_T):
+        if name in (nm.R_T, nm.ENERGY_T, nm.PSI_T):
             extra_dims = [nm.TIME]
+        elif name == nm.TURNS:
+            extra_dims = [nm.TIME, nm.OSC]
         elif name == nm.FINAL:
             extra_dims = state_dims
         elif name == nm.TRAJECTORY:
@@ -553,7 +564,7 @@ def _to_dataset(merged, parsed, grid_axes, layout, cfg, mode, along, throw, mode
         dt=cfg.dt,
         window=cfg.t1 - cfg.t_w,
         save_every=cfg.save_every,
-        solver=cfg.solver if isinstance(cfg.solver, str) else type(cfg.solver).__name__,
+        solver=_solver_attr(cfg.solver, model, y0),
         model=type(model).__name__,
         n=int(y0.shape[0]),
         swept=" ".join(a.name for a in parsed),

@@ -42,11 +42,18 @@ OBSERVABLES: dict[str, tuple[str, str]] = {
     nm.R: ("1", "order parameter, mean over the window"),
     nm.R_STD: ("1", "standard deviation of the order parameter over the window"),
     nm.OMEGA_EFF: (
-        "rad",
-        "effective frequency (rad per unit time), mean over oscillators",
+        "rad/time",
+        "oscillator-mean effective frequency: mean over i of (theta_i(t1) - "
+        "theta_i(t_w)) / window (not the mean field's rotation rate Omega_Z)",
     ),
-    nm.OMEGA_STD: ("rad", "standard deviation of the effective frequencies"),
-    nm.OMEGA_Z: ("rad", "rotation rate of the mean field's phase (rad per unit time)"),
+    nm.OMEGA_STD: ("rad/time", "standard deviation of the effective frequencies"),
+    nm.OMEGA_Z: (
+        "rad/time",
+        "mean-field rotation rate Omega_Z: unwrapped arg Z advanced over the window / "
+        "window",
+    ),
+    nm.PSI_T: ("rad", "mean-field phase psi(t) = arg Z(t), in (-pi, pi]"),
+    nm.TURNS: ("1", "winding number at every save: unwrapped phase = theta + 2 pi turns"),
     nm.LOCKED: ("1", "fraction of oscillators locked to the mean field's frequency"),
     nm.ENERGY: ("1", "model energy kl.energy, mean over the window"),
     nm.R_T: ("1", "order parameter at every save"),
@@ -60,9 +67,9 @@ OBSERVABLES: dict[str, tuple[str, str]] = {
     ),
 }
 #: Reductions that need phases (winding numbers, the mean field's phase).
-PHASE_ONLY = (nm.OMEGA_EFF, nm.OMEGA_STD, nm.OMEGA_Z, nm.LOCKED)
+PHASE_ONLY = (nm.OMEGA_EFF, nm.OMEGA_STD, nm.OMEGA_Z, nm.LOCKED, nm.PSI_T, nm.TURNS)
 #: Reductions with a `time` dimension (the saves of the recorded span).
-SERIES = (nm.R_T, nm.ENERGY_T, nm.TRAJECTORY)
+SERIES = (nm.R_T, nm.ENERGY_T, nm.TRAJECTORY, nm.PSI_T, nm.TURNS)
 
 
 @dataclass(frozen=True)
@@ -152,7 +159,7 @@ def run_point(cfg: Config, model, y0, key) -> tuple[dict, Array]:
 
     def save(t, y):
         out = {nm.R: _order_parameter(model, y)}
-        if phase and ({nm.LOCKED, nm.OMEGA_Z} & want):
+        if phase and ({nm.LOCKED, nm.OMEGA_Z, nm.PSI_T} & want):
             out[nm.Z] = jnp.mean(_phasor(y))
         if {nm.ENERGY, nm.ENERGY_T} & want:
             from ._energy import energy
@@ -175,9 +182,20 @@ def _run_point_segments(cfg: Config, model, y0, key, save) -> tuple[dict, Array]
     noisy = model.diffusion(cfg.t0, y0) is not None
     phase = isinstance(model, AbstractPhaseModel)
     common = dict(dt=cfg.dt, solver=cfg.solver, brownian=cfg.brownian, throw=cfg.throw)
-    every = SaveAt(every=cfg.save_every, fn=save)
+    # Winding numbers exist only for saved states (not through a SaveAt.fn): with
+    # `turns` the states are saved and the reductions computed from them afterwards.
+    states = nm.TURNS in cfg.observe and phase
+    every = SaveAt(every=cfg.save_every, fn=None if states else save)
+
+    def saved(traj, offset):
+        if not states:
+            return traj.ys
+        out = jax.vmap(save)(traj.ts, traj.ys)
+        out[nm.TURNS] = traj.turns + offset
+        return out
+
     results = []
-    pre = None
+    pre = pre_ys = None
     if cfg.t_w > cfg.t0:
         pre = simulate(
             model,
@@ -190,8 +208,11 @@ def _run_point_segments(cfg: Config, model, y0, key, save) -> tuple[dict, Array]
         )
         start = pre.final
         results.append(pre.result)
+        pre_ys = saved(pre, 0) if cfg.record == "run" else None
+        offset = pre.final_turns if phase else None
     else:
         start = wrap_phase(y0) if phase else model.project(y0)
+        offset = 0
     win = simulate(
         model,
         start,
@@ -202,16 +223,17 @@ def _run_point_segments(cfg: Config, model, y0, key, save) -> tuple[dict, Array]
         **common,
     )
     results.append(win.result)
+    win_ys = saved(win, offset)
 
     def series(name):
         # The window's saves; with record = "run" the transient's before them (its
         # last save is the window's first state: dropped).
         if cfg.record == "run" and pre is not None:
-            return jnp.concatenate([pre.ys[name][:-1], win.ys[name]])
-        return win.ys[name]
+            return jnp.concatenate([pre_ys[name][:-1], win_ys[name]])
+        return win_ys[name]
 
     unwrapped = win.final + TWO_PI * win.final_turns if phase else None
-    out = _reduce(cfg, phase, win.ys, series, start, unwrapped, cfg.t1 - cfg.t_w)
+    out = _reduce(cfg, phase, win_ys, series, start, unwrapped, cfg.t1 - cfg.t_w)
     if nm.FINAL in cfg.observe:
         out[nm.FINAL] = win.final
     out[nm.RESULT] = _first_failure(results)._value
@@ -258,6 +280,8 @@ def _run_point_delayed(cfg: Config, model, y0, key, save) -> tuple[dict, Array]:
     )
     w = delayed_window_start(cfg)
     saved = jax.vmap(save)(traj.ts, traj.ys)
+    if phase and nm.TURNS in cfg.observe:
+        saved[nm.TURNS] = traj.turns
     in_window = {k: v[w:] for k, v in saved.items()}
 
     def series(name):
@@ -301,6 +325,10 @@ def _reduce(cfg, phase, win, series, start, unwrapped, window) -> dict:
         out[nm.ENERGY_T] = series(nm.ENERGY)
     if nm.TRAJECTORY in want:
         out[nm.TRAJECTORY] = series(nm.STATE)
+    if phase and nm.TURNS in want:
+        out[nm.TURNS] = series(nm.TURNS)
+    if phase and nm.PSI_T in want:
+        out[nm.PSI_T] = jnp.angle(series(nm.Z))
     if phase:
         Omega = (unwrapped - start) / window
         if nm.OMEGA_EFF in want:

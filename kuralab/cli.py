@@ -4,8 +4,10 @@
 kuralab run STUDY.toml [--out PATH]    # run a study, write one netCDF file atomically
     [--resume]                         #   keep the finished chunks of a killed run
     [--workers N | --scheduler ADDR]   #   run chunks on a local / existing Dask cluster
-kuralab validate STUDY.toml            # check a spec without running it
-kuralab plot RESULT.nc [--out PNG]     # ds.kura.plot(), saved atomically
+kuralab validate STUDY.toml            # check a spec; print its sizes
+    [--max-points N] [--max-output SIZE] [--max-memory SIZE]   # (run takes them too)
+kuralab plot RESULT.nc [--out IMAGE]   # kl.plot.plot_study, .png/.pdf/.svg, atomic
+    [--var V] [--x DIM] [--hue DIM] [--no-theory]
 kuralab info                           # versions, devices, compile-cache location
 ```
 
@@ -73,13 +75,42 @@ def _workers(text: str) -> int:
     return value
 
 
-def _output_path(path: str | None) -> Path | None:
+#: Image formats `kuralab plot` writes, by file extension (matplotlib format names).
+PLOT_FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
+
+
+def _output_path(path: str | None, suffixes=(".nc",), what="a netCDF file") -> Path | None:
+    """`--out` as a Path: not a directory, ending in one of `suffixes`."""
     if path is None:
         return None
     p = Path(path)
     if p.is_dir():
         raise CLIError(f"--out {path}: is a directory; expected a file path")
+    if p.suffix.lower() not in suffixes or len(p.name) <= len(p.suffix):
+        raise CLIError(
+            f"--out {path}: expected {what} path ending in " + " or ".join(suffixes)
+        )
     return p
+
+
+def _limits(args):
+    """The size limits of `validate` / `run` (flags, then KURALAB_MAX_* variables)."""
+    from ._study.limits import Limits
+
+    try:
+        return Limits.from_env(
+            max_points=args.max_points,
+            max_output=args.max_output,
+            max_chunk_memory=args.max_memory,
+        )
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+
+
+def _estimate_line(spec, itemsize: int = 4) -> str:
+    from ._study.limits import estimate
+
+    return "  " + estimate(spec, itemsize).summary()
 
 
 # ---------------------------------------------------------------------------------
@@ -92,10 +123,11 @@ def _cmd_validate(args) -> int:
     from ._study.spec import SpecError
 
     try:
-        spec = load_spec(args.study)
+        spec = load_spec(args.study, limits=_limits(args))
     except SpecError as e:
         raise CLIError(str(e)) from None
     print(f"ok: {spec.study.name} ({spec.num_points} points)")
+    print(_estimate_line(spec))
     return 0
 
 
@@ -105,11 +137,19 @@ def _cmd_run(args) -> int:
     from ._study.parse import _read_spec
     from ._study.spec import SpecError
 
+    limits = _limits(args)
     try:
-        spec, text = _read_spec(args.study)
+        spec, text = _read_spec(args.study, limits)
     except SpecError as e:
         raise CLIError(str(e)) from None
     out = _output_path(args.out)
+    if args.scheduler is not None:
+        from ._study.run import ClusterError, check_address
+
+        try:
+            check_address(args.scheduler)
+        except ClusterError as e:
+            raise CLIError(str(e)) from None
 
     from ._integrate import SimulationError
     from ._study.run import ChunkError, ClusterError, run_study
@@ -125,6 +165,7 @@ def _cmd_run(args) -> int:
             resume=args.resume,
             workers=args.workers,
             scheduler=args.scheduler,
+            limits=limits,
         )
     except SpecError as e:
         raise CLIError(f"{args.study}: {e}") from None
@@ -152,7 +193,8 @@ def _cmd_run(args) -> int:
 def _cmd_plot(args) -> int:
     result = _existing_file(args.result, "a netCDF result file")
     # Not RESULT.png: analysis scripts conventionally own that name.
-    out = _output_path(args.out) or result.with_suffix(".plot.png")
+    out = _output_path(args.out, tuple(PLOT_FORMATS), "an image")
+    out = out or result.with_suffix(".plot.png")
 
     import matplotlib
 
@@ -160,21 +202,32 @@ def _cmd_plot(args) -> int:
     import matplotlib.pyplot as plt
 
     from . import io
+    from .plot import plot_study, save_figure
 
     try:
         ds = io.load(result)
     except (OSError, ValueError) as e:
         raise CLIError(f"{result}: cannot read as netCDF: {e}") from None
     try:
-        drawn = ds.kura.plot()
+        if args.x or args.var or args.hue or "study" in ds.attrs:
+            ax = plot_study(
+                ds, var=args.var, x=args.x, hue=args.hue, theory=not args.no_theory
+            )
+        else:  # not a study result: a trajectory or a kl.sweep Dataset
+            ax = ds.kura.plot()
     except ValueError as e:
         raise CLIError(f"{result}: cannot plot: {e}") from None
-    fig = drawn if hasattr(drawn, "savefig") else getattr(drawn, "figure", None)
-    if fig is None:
-        fig = plt.gcf()
-    with io.atomic_output(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
-    plt.close(fig)
+    fig = ax if hasattr(ax, "savefig") else getattr(ax, "figure", None) or plt.gcf()
+    try:
+        save_figure(fig, out)
+    except OSError as e:
+        raise CLIError(
+            f"--out {out}: cannot write: {e.strerror or e}"
+            + (f": {e.filename}" if e.filename else ""),
+            EXIT_FAILURE,
+        ) from None
+    finally:
+        plt.close(fig)
     print(f"wrote {out}")
     return 0
 
@@ -222,6 +275,26 @@ def _cmd_info(args) -> int:
 # ---------------------------------------------------------------------------------
 
 
+def _limit_flags(p) -> None:
+    p.add_argument(
+        "--max-points",
+        metavar="N",
+        help="refuse specs with more simulations (default 1e7; KURALAB_MAX_POINTS)",
+    )
+    p.add_argument(
+        "--max-output",
+        metavar="SIZE",
+        help="refuse specs whose estimated output is larger (default 50GB; "
+        "KURALAB_MAX_OUTPUT)",
+    )
+    p.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="refuse specs whose estimated peak memory per chunk is larger (default "
+        "16GB; KURALAB_MAX_CHUNK_MEMORY)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="kuralab",
@@ -260,10 +333,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no progress bar or progress lines on stderr",
     )
+    _limit_flags(p)
     p.set_defaults(handler=_cmd_run)
 
     p = sub.add_parser("validate", help="check a study spec without running it")
     p.add_argument("study", metavar="STUDY.toml", help="the study spec")
+    _limit_flags(p)
     p.set_defaults(handler=_cmd_validate)
 
     p = sub.add_parser("plot", help="plot a result file (ds.kura.plot())")
@@ -271,7 +346,15 @@ def _parser() -> argparse.ArgumentParser:
         "result", metavar="RESULT.nc", help="a netCDF file written by kuralab"
     )
     p.add_argument(
-        "--out", metavar="PNG", help="output image (default: RESULT.plot.png)"
+        "--out",
+        metavar="IMAGE",
+        help="output image, .png, .pdf or .svg (default: RESULT.plot.png)",
+    )
+    p.add_argument("--var", help="variable to plot (default per study kind, e.g. R)")
+    p.add_argument("--x", help="swept dimension on the horizontal axis")
+    p.add_argument("--hue", help="dimension giving one labelled line per value")
+    p.add_argument(
+        "--no-theory", action="store_true", help="no kl.theory overlay"
     )
     p.set_defaults(handler=_cmd_plot)
 

@@ -451,6 +451,8 @@ def load(path: str | os.PathLike) -> xr.Dataset:
     variable `<name>` with its original attributes. The file is closed before returning,
     so it can be replaced or deleted afterwards.
 
+    The `seeds` attribute is always a 1-D array (or the string it was saved as).
+
     **Raises:** `FileNotFoundError` naming the path if it does not exist.
     """
     p = _as_path(path)
@@ -462,4 +464,8 @@ def load(path: str | os.PathLike) -> xr.Dataset:
         )
     with xr.open_dataset(p, engine="netcdf4") as opened:
         ds = opened.load()
+    seeds = ds.attrs.get("seeds")
+    if seeds is not None and not isinstance(seeds, str):
+        # netCDF returns a one-element attribute as a scalar: one form, a 1-D array.
+        ds.attrs["seeds"] = np.atleast_1d(np.asarray(seeds))
     return _merge_complex(ds)

@@ -4,7 +4,9 @@
 - `plot_raster(ds)`: phases over time × oscillator, cyclic colormap.
 - `plot_sweep(ds, x=...)`: R (or any variable) against a swept coordinate, mean ± std
   over `seed`.
-- `save_figure(fig, path)`: atomic PNG writer.
+- `plot_study(ds, var=, x=, hue=)`: a study result with per-kind defaults and the
+  `kl.theory` overlay (`kuralab plot`; `kuralab/_plot_study.py`).
+- `save_figure(fig, path)`: atomic writer; PNG, PDF or SVG by the path's extension.
 
 Each function takes an optional matplotlib `ax` and returns the Axes it drew on. Axes
 are labelled from the variables' `long_name` and `units`. Without a display,
@@ -24,8 +26,19 @@ import xarray as xr
 
 from . import _names as names
 from ._files import atomic_output
+from ._plot_study import plot_study
 
-__all__ = ["plot_order_parameter", "plot_raster", "plot_sweep", "save_figure"]
+__all__ = [
+    "FORMATS",
+    "plot_order_parameter",
+    "plot_raster",
+    "plot_study",
+    "plot_sweep",
+    "save_figure",
+]
+
+#: Image formats `save_figure` writes, by file extension (matplotlib format names).
+FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
 
 #: At most this many batch lines get a legend entry.
 _MAX_LEGEND = 10
@@ -261,9 +274,11 @@ def plot_sweep(ds: xr.Dataset, x: str | None = None, y: str = "R", ax=None, **kw
 
 
 def save_figure(fig, path: str | os.PathLike, *, dpi: int = 150) -> pathlib.Path:
-    """Write `fig` (a Figure, or an Axes' figure) as a PNG atomically; return the path.
+    """Write `fig` (a Figure, or an Axes' figure) atomically; return the path.
 
-    Parent directories are created; on error no partial file is left.
+    The format follows the extension (`FORMATS`: `.png`, `.pdf`, `.svg`; anything
+    else is a ValueError, so the bytes always match the name). Parent directories are
+    created; on error no partial file is left.
     """
     if not hasattr(fig, "savefig"):
         fig = getattr(fig, "figure", fig)  # an Axes
@@ -276,6 +291,12 @@ def save_figure(fig, path: str | os.PathLike, *, dpi: int = 150) -> pathlib.Path
         raise TypeError(
             f"`path` must be a str or os.PathLike; got {type(path).__name__}"
         )
+    fmt = FORMATS.get(target.suffix.lower())
+    if fmt is None:
+        raise ValueError(
+            f"`path` = {str(target)!r}: expected an image path ending in "
+            + ", ".join(FORMATS)
+        )
     with atomic_output(target) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
+        fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
     return target

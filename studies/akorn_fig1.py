@@ -131,7 +131,7 @@ def run() -> xr.Dataset:
         {"long_name": "1 on the silhouette"},
     )
     ds["omega"].attrs.update(
-        units="rad", long_name="shared rotation rate (per unit time)"
+        units="rad/time", long_name="shared rotation rate"
     )
     return ds
 

@@ -100,8 +100,8 @@ def run_case(name, coupling, omega, make_model, K0):
         bounds=(0.0, K0),
         max_steps=MAX_STEPS,
         name="K",
-        units="rad",
-        long_name="coupling strength K (rad per unit time)",
+        units="rad/time",
+        long_name="coupling strength K",
     )
 
 

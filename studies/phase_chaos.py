@@ -73,7 +73,7 @@ def run(n: int, points: int, t1: float, transient: float, dt: float, seed: int):
                                dict(units="1/time", long_name="running estimates")),
             "R": ("K", R, dict(units="1", long_name="order parameter, mean over 200 "
                                                     "time units after the run")),
-            "omega": ("osc", np.asarray(omega), dict(units="rad",
+            "omega": ("osc", np.asarray(omega), dict(units="rad/time",
                                                      long_name="natural frequency")),
         },
         coords={"K": ("K", Ks, dict(units="1", long_name="coupling K")),

@@ -84,7 +84,7 @@ def test_validate_quickstart(env):
     proc = kuralab("validate", QUICKSTART, env=env)
     assert proc.returncode == 0, proc.stderr
     points = load_spec(QUICKSTART).num_points
-    assert proc.stdout.strip() == f"ok: quickstart ({points} points)"
+    assert proc.stdout.splitlines()[0] == f"ok: quickstart ({points} points)"
     assert proc.stderr == ""
 
 
@@ -206,7 +206,9 @@ def test_validate_noise_and_delay_studies(name, capsys):
     path = ROOT / "studies" / f"{name}.toml"
     assert main(["validate", str(path)]) == 0
     captured = capsys.readouterr()
-    assert captured.out.strip() == f"ok: {name} ({load_spec(path).num_points} points)"
+    assert captured.out.splitlines()[0] == (
+        f"ok: {name} ({load_spec(path).num_points} points)"
+    )
     assert captured.err == ""
 
 

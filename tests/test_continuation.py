@@ -88,7 +88,7 @@ def two_oscillator_branch() -> xr.Dataset:
             direction=-1,
             bounds=(0.1, 2.0),
             name="K",
-            units="rad",
+            units="rad/time",
         )
 
 
@@ -150,7 +150,7 @@ def test_dataset_layout_and_round_trip(tmp_path):
     for name in ds.data_vars:
         assert "units" in ds[name].attrs, name
     assert ds.stable.dtype == np.int8 and ds.fold.dtype == np.int8
-    assert ds.K.attrs["units"] == "rad"
+    assert ds.K.attrs["units"] == "rad/time"
     back = kl.io.load(kl.io.save(ds, tmp_path / "branch.nc"))
     xr.testing.assert_identical(back, ds.assign_attrs(kl.io.provenance_of(back)))
 

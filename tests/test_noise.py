@@ -203,7 +203,7 @@ def test_adaptive_sde_with_tree_path(x64):
         (lambda: kl.simulate(_noisy_model(), jnp.zeros(4), t1=1.0, dt=0.1),
          ValueError, "`key` is required"),
         (lambda: kl.simulate(_noisy_model(), jnp.zeros(4), t1=1.0, dt=0.1, solver="tsit5",
-                             key=jax.random.key(0)), ValueError, "not an SDE solver"),
+                             key=jax.random.key(0)), ValueError, "is an ODE solver, but the model has noise"),
         (lambda: kl.simulate(_noisy_model(), jnp.zeros(4), t1=1.0, dt=0.1,
                              key=jax.random.key(0), brownian="unsafe"),
          ValueError, "`brownian` must be one of"),

@@ -495,7 +495,7 @@ def test_tiny_study_layout(tiny):
     assert ds["R"].dims == ("K", "seed")
     assert ds["R_std"].dims == ("K", "seed")
     assert ds["R_t"].dims == ("K", "seed", "time")
-    assert set(ds.data_vars) == {"R", "R_std", "R_t"}
+    assert set(ds.data_vars) == {"R", "R_std", "R_t", "psi_t"}
     np.testing.assert_array_equal(ds["K"], [0.5, 3.0])
     np.testing.assert_array_equal(ds["seed"], [0, 1])
     np.testing.assert_allclose(ds["time"], np.arange(0, 2.01, 0.2))

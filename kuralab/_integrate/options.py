@@ -9,9 +9,11 @@ against. None of them asks what kind of model it has: they use the model contrac
 from __future__ import annotations
 
 import math
+import os
 from typing import NamedTuple
 
 import diffrax as dfx
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -87,6 +89,67 @@ def check_state(model, y, name: str = "y0", *, finite: bool = True):
     if finite:
         check_finite(name, y)
     return y
+
+
+#: Environment variable: the most bytes `simulate` may save (states, winding numbers).
+MAX_SAVE_ENV = "KURALAB_MAX_SAVE"
+DEFAULT_MAX_SAVE = 16 * 10**9
+
+
+def default_solver(solver, noisy: bool):
+    """`solver=None` is `"rk4"` (ODEs) or `"euler"` (Euler--Maruyama, noise); an ODE
+    solver name for a noisy model is refused (it would not be the method named)."""
+    from .solvers import SDE_SOLVERS, SOLVERS
+
+    if solver is None:
+        return "euler" if noisy else "rk4"
+    if noisy and isinstance(solver, str) and solver in SOLVERS and solver not in SDE_SOLVERS:
+        raise ValueError(
+            f"solver={solver!r} is an ODE solver, but the model has noise: use one of "
+            f"{sorted(SDE_SOLVERS)} (default: 'euler', Euler--Maruyama, when `solver` "
+            "is not given)"
+        )
+    return solver
+
+
+def max_save_bytes() -> int:
+    raw = os.environ.get(MAX_SAVE_ENV)
+    if not raw:
+        return DEFAULT_MAX_SAVE
+    from .._sizes import parse_size
+
+    return parse_size(raw, MAX_SAVE_ENV)
+
+
+def check_save_size(steps: Steps, y0, turns=None) -> None:
+    """Refuse a run whose saved states would exceed `max_save_bytes()`: shapes only,
+    before anything is traced or allocated (under `vmap` the estimate is per element)."""
+    saveat = steps.saveat
+    if saveat.fn is not None or saveat.final:
+        return  # an observable (or one state): not the state at every save
+    n_run = steps.n - steps.n_burn
+    if saveat.ts is not None:
+        saves = int(np.shape(saveat.ts)[0])
+    else:
+        every = saveat.every or 1
+        saves = n_run // every + 1 + (1 if n_run % every else 0)
+    per_save = int(np.prod(np.shape(y0))) * np.dtype(y0.dtype).itemsize
+    if turns is not None:
+        per_save += sum(
+            int(np.prod(t.shape)) * np.dtype(t.dtype).itemsize
+            for t in jax.tree_util.tree_leaves(turns)
+        )
+    total = saves * per_save
+    limit = max_save_bytes()
+    if total > limit:
+        from .._sizes import show_size
+
+        raise ValueError(
+            f"`saveat`: saving {saves} states of shape {tuple(np.shape(y0))} needs "
+            f"{show_size(total)}, more than the limit of {show_size(limit)}; save less "
+            "(saveat=kl.SaveAt(every=k), SaveAt(ts=...), SaveAt(final=True) or "
+            f"SaveAt(fn=...)) or raise the limit with {MAX_SAVE_ENV}=..."
+        )
 
 
 def check_noise(noisy: bool, key, brownian: str, solver, adjoint):

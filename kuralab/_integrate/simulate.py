@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import diffrax as dfx
 import equinox as eqx
+import jax
 
 from .._custom_types import Key, RealLike
 from .._export_cache import cached_call
@@ -41,7 +42,7 @@ def simulate(
     t1: float,
     dt: float,
     t0: float = 0.0,
-    solver: str | dfx.AbstractSolver = "rk4",
+    solver: str | dfx.AbstractSolver | None = None,
     saveat: SaveAt | None = None,
     key: Key | None = None,
     burn_in: float = 0.0,
@@ -67,11 +68,15 @@ def simulate(
       projected step for sphere models, `dt` = the paper's gamma),
       `"symplectic_euler"` (second-order models such as `kl.LatticeOscillators`: the
       coRNN update v <- v + dt a, h <- h + dt v), or any diffrax
-      solver. Models with
-      noise take `"euler"` (Euler--Maruyama), `"heun"`, `"euler_heun"`, `"sra1"` or
-      `"shark"` (default for them: `"euler"` when `"rk4"` is left as the default). Models
-      with delays take `"euler"`, `"heun"` or `"rk4"` (`"euler"`/`"heun"` with noise).
-    - `saveat`: a `kl.SaveAt`; default saves every step (adaptive: every `dt`).
+      solver. Default (`None`): `"rk4"`, and for models with noise `"euler"`
+      (Euler--Maruyama). Models with noise take `"euler"`, `"heun"`, `"euler_heun"`,
+      `"sra1"` or `"shark"`; an ODE solver name such as `"rk4"` is refused for them.
+      Models with delays take `"euler"`, `"heun"` or `"rk4"` (`"euler"`/`"heun"` with
+      noise). `Trajectory.solver` names the solver that ran.
+    - `saveat`: a `kl.SaveAt`; default saves every step (adaptive: every `dt`). The
+      saved output is estimated before anything is allocated; more than
+      `$KURALAB_MAX_SAVE` bytes (default 16GB; e.g. `KURALAB_MAX_SAVE=64GB`) is refused
+      with a message naming `saveat`.
     - `burn_in`: integrate `[t0, t0 + burn_in]` first (a whole number of steps) without
       saving and without gradients (truncated backpropagation: the state, and a delayed
       model's history, at `t0 + burn_in` are constants to `jax.grad`); saving then
@@ -117,6 +122,7 @@ def simulate(
     y0 = opt.check_state(model, y0)
     noisy = model.diffusion(t0, model.project(y0)) is not None
     model.validate(t0, t1)
+    solver = opt.default_solver(solver, noisy)
     solver, adjoint = opt.check_noise(noisy, key, brownian, solver, adjoint)
     adjoint = opt.check_adjoint(adjoint)
     base = resolve_solver(solver, stochastic=noisy)
@@ -124,6 +130,7 @@ def simulate(
         t0, t1, dt, burn_in, base, saveat, stepsize_controller, max_steps,
         delayed=model.sender_delays is not None, noisy=noisy, brownian=brownian,
     )
+    opt.check_save_size(steps, y0, turns=jax.eval_shape(model.pack, y0)[1])
     delay = opt.delay_config(model, y0, solver, noisy, steps.dt0)
     if isinstance(adjoint, dfx.ForwardMode) and getattr(base, "scan_kind", 0) is None:
         # What diffrax's ForwardMode does to RK solvers, done before wrapping them.

@@ -13,6 +13,7 @@ import os
 import tomllib
 from pathlib import Path
 
+from . import limits as lim
 from ._table import _is_number, _show, _Table
 from .parse_model import _parse_model, _parse_study
 from .spec import (
@@ -55,7 +56,9 @@ _AXIS_FORM = (
     "{start = ..., stop = ..., num = ...}"
 )
 _MODES = ("independent", "adiabatic")
-_SIZES_FORM = "a non-empty list of distinct integers >= 1 (network sizes)"
+_SIZES_FORM = (
+    "a non-empty list of distinct integers in [1, 2**31) (network sizes)"
+)
 _SEED_FORM = (
     "an integer >= 1 (a number of seeds 0, 1, ...) or a non-empty list of distinct "
     "integers in [0, 2**31)"
@@ -104,7 +107,8 @@ def _parse_sizes(t: _Table) -> tuple[int, ...]:
         not isinstance(raw, list)
         or not raw
         or not all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in raw
+            isinstance(v, int) and not isinstance(v, bool) and 1 <= v < 2**31
+            for v in raw
         )
         or len(set(raw)) != len(raw)
     ):
@@ -134,7 +138,7 @@ def _parse_mode(t: _Table, axes) -> tuple[str, str | None]:
     return mode, along
 
 
-def _parse_sweep(root: _Table, kind: str) -> SweepSpec:
+def _parse_sweep(root: _Table, kind: str, limits: lim.Limits) -> SweepSpec:
     own = KIND_PARAMETERS[kind]
     raw = root.data.get("sweep", {})
     for name, value in raw.items() if isinstance(raw, dict) else ():
@@ -145,6 +149,8 @@ def _parse_sweep(root: _Table, kind: str) -> SweepSpec:
                 f'"{kind}" ({", ".join(own)}); {name} belongs to kind = "{other}"'
             )
     t = root.table("sweep", (*own, "n", "seeds", "mode", "along"), required=False)
+    # Count the simulations before any axis is built: 1e9-point ranges cost nothing.
+    lim.check_points(t.data, t.data.get("mode") == "adiabatic", limits)
     skip = ("seeds", "n", "mode", "along")
     axes = tuple((name, _parse_axis(t, name)) for name in t.data if name not in skip)
     sizes = _parse_sizes(t)
@@ -185,8 +191,18 @@ def _parse_solve(
     if not t1 > t0:
         t.fail("t1", t1, f"a finite number > solve.t0 = {t0:g}")
     dt = t.number("dt", gt=0)
+    if not math.isfinite(t1 - t0):
+        t.fail("t1", t1, f"a finite number > solve.t0 = {t0:g} with t1 - t0 finite")
     if dt > t1 - t0:
         t.fail("dt", dt, f"a number > 0 and <= t1 - t0 = {t1 - t0:g}")
+    steps = lim.count_steps(t0, t1, dt)
+    if not steps <= lim.MAX_STEPS:
+        t.fail(
+            "t1",
+            t1,
+            f"(t1 - t0) / dt <= {lim.MAX_STEPS} steps (int32 step counters); got "
+            f"{steps:.4g} steps of dt = {dt:g}: lower solve.t1 or raise solve.dt",
+        )
     noisy, delayed = model.noisy, model.delayed
     solvers = _solver_names(noisy, delayed, model.kind)
     default = "euler" if noisy else "rk4"  # Euler--Maruyama for SDEs, as kl.simulate
@@ -235,7 +251,32 @@ def _values(
 
 
 #: Observables of phases only (effective frequencies need winding numbers).
-_PHASE_OBSERVABLES = ("frequency", "locked")
+_PHASE_OBSERVABLES = ("frequency", "locked", "Omega_Z")
+
+
+def _saves_in_window(solve: SolveSpec, window: float) -> int:
+    """How many save times (`solve.save_times()`) lie at or after `t1 - window`,
+    counted without building the save grid (the same float64 times and cutoff)."""
+    import numpy as np
+
+    n, k = solve.num_steps, solve.save_every
+    span = solve.t1 - solve.t0
+    cutoff = solve.t1 - window - 1e-9 * max(1.0, abs(solve.t1))
+
+    def time(i):
+        return solve.t0 + span * np.float64(i) / n
+
+    # The first multiple of k whose time reaches the cutoff (checked around the guess).
+    guess = max(0, math.floor((cutoff - solve.t0) / span * n / k) - 1)
+    j = guess
+    while j * k <= n and time(j * k) < cutoff:
+        j += 1
+    while j > 0 and time((j - 1) * k) >= cutoff:
+        j -= 1
+    count = max(0, n // k - j + 1)
+    if n % k and time(n) >= cutoff:
+        count += 1
+    return count
 
 
 def _parse_observe(
@@ -244,7 +285,7 @@ def _parse_observe(
     t = root.table(
         "observe",
         ("order_parameter", "frequency", "locked", "energy", "window", "trajectories",
-         "lyapunov"),
+         "lyapunov", "Omega_Z"),
         required=False,
     )
     span = solve.t1 - solve.t0
@@ -254,6 +295,7 @@ def _parse_observe(
     energy = t.boolean("energy", default=False)
     trajectories = t.boolean("trajectories", default=False)
     lyapunov = t.boolean("lyapunov", default=False)
+    omega_z = t.boolean("Omega_Z", default=False)
     if kind == "sphere":
         for key in _PHASE_OBSERVABLES:
             if t.data.get(key):
@@ -263,10 +305,12 @@ def _parse_observe(
                     'false with kind = "sphere" (effective frequencies are measured '
                     'on phases: kind = "kuramoto")',
                 )
-    if not (order or frequency or locked or energy or trajectories or lyapunov):
+    if not (
+        order or frequency or locked or energy or trajectories or lyapunov or omega_z
+    ):
         raise SpecError(
-            "observe.order_parameter = false: expected true (or frequency, locked, "
-            "energy or trajectories = true); nothing would be stored"
+            "observe.order_parameter = false: expected true (or frequency, Omega_Z, "
+            "locked, energy, lyapunov or trajectories = true); nothing would be stored"
         )
     if trajectories and sweep.adiabatic:
         t.fail("trajectories", True, 'false with sweep.mode = "adiabatic"')
@@ -280,9 +324,8 @@ def _parse_observe(
     window = t.number("window", default=span / 2, gt=0, expected=form)
     if window > span * (1 + 1e-12):
         t.fail("window", window, form)
-    times = solve.save_times()
-    inside = int((times >= solve.t1 - window - 1e-9 * max(1.0, abs(solve.t1))).sum())
-    if (order or frequency or locked or energy) and inside < 2:
+    inside = _saves_in_window(solve, window)
+    if (order or frequency or locked or energy or omega_z) and inside < 2:
         interval = solve.save_every * span / solve.num_steps
         t.fail(
             "window",
@@ -298,6 +341,7 @@ def _parse_observe(
         trajectories=trajectories,
         energy=energy,
         lyapunov=lyapunov,
+        omega_z=omega_z,
     )
 
 
@@ -365,12 +409,15 @@ def _check_sweep_vs_model(
     )
 
 
-def parse_spec(text: str) -> StudySpec:
+def parse_spec(text: str, *, limits: lim.Limits | None = None) -> StudySpec:
     """Parse and validate TOML text into a `StudySpec`.
 
     **Arguments:**
 
     - `text`: the TOML document.
+    - `limits`: a `kuralab._study.limits.Limits` (default: `Limits.from_env()`): the
+      largest number of simulations, estimated output and peak memory per chunk a
+      spec may ask for. Sizes are checked by arithmetic before anything is built.
 
     **Returns:** a frozen `StudySpec`.
 
@@ -381,10 +428,11 @@ def parse_spec(text: str) -> StudySpec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"invalid TOML: {' '.join(str(e).split())}") from None
+    limits = lim.Limits.from_env() if limits is None else limits
     root = _Table("", data, ("study", "model", "sweep", "solve", "observe", "output"))
     study = _parse_study(root)
     model, given = _parse_model(root)
-    sweep = _parse_sweep(root, model.kind)
+    sweep = _parse_sweep(root, model.kind, limits)
     model = _check_sweep_vs_model(sweep, model, given)
     solve = _parse_solve(root, model, sweep)
     observe = _parse_observe(root, solve, sweep, model.kind)
@@ -395,7 +443,7 @@ def parse_spec(text: str) -> StudySpec:
             "model for its leading exponent"
         )
     output = _parse_output(root, study.name)
-    return StudySpec(
+    spec = StudySpec(
         study=study,
         model=model,
         sweep=sweep,
@@ -403,18 +451,23 @@ def parse_spec(text: str) -> StudySpec:
         observe=observe,
         output=output,
     )
+    lim.check_sizes(spec, limits)
+    return spec
 
 
-def load_spec(path: str | os.PathLike) -> StudySpec:
-    """Read and validate a study spec file (`studies/*.toml`).
+def load_spec(
+    path: str | os.PathLike, *, limits: lim.Limits | None = None
+) -> StudySpec:
+    """Read and validate a study spec file (`studies/*.toml`); `limits` as for
+    `parse_spec`.
 
     **Raises:** `SpecError` for a missing/unreadable file or an invalid spec; the
     message starts with the file name.
     """
-    return _read_spec(path)[0]
+    return _read_spec(path, limits)[0]
 
 
-def _read_spec(path) -> tuple[StudySpec, str]:
+def _read_spec(path, limits: lim.Limits | None = None) -> tuple[StudySpec, str]:
     """(spec, text) of a spec file."""
     path = Path(path)
     try:
@@ -424,6 +477,6 @@ def _read_spec(path) -> tuple[StudySpec, str]:
     except (OSError, UnicodeDecodeError) as e:
         raise SpecError(f"{path}: cannot read: {' '.join(str(e).split())}") from None
     try:
-        return parse_spec(text), text
+        return parse_spec(text, limits=limits), text
     except SpecError as e:
         raise SpecError(f"{path}: {e}") from None

@@ -27,9 +27,11 @@ def _distribution_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(DISTRIBUTIONS), tuple(SAMPLING)
 
 
+#: int32 indices (XLA): the most oscillators a model may have.
+_MAX_OSC = 2**31 - 1
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _MODEL_KINDS = MODEL_KINDS
-_COUPLING_KINDS = ("mean_field",)
+_COUPLING_KINDS = ("mean_field", "dense", "sparse", "lattice")
 _IDENTICAL = "identical"
 _BROWNIAN = ("increments", "tree")
 
@@ -104,9 +106,19 @@ def _other_kind_key(raw: dict, kind: str) -> None:
             )
 
 
-def _parse_coupling(t: _Table, kind: str) -> tuple[MeanFieldSpec, set[str]]:
-    c = t.table("coupling", ("kind", "K", "lag"), what=' with kind = "mean_field"')
-    c.string("kind", choices=_COUPLING_KINDS)
+def _parse_coupling(t: _Table, kind: str, n) -> tuple[MeanFieldSpec, set[str]]:
+    from . import network
+
+    raw = t.data.get("coupling")
+    ckind = None
+    if isinstance(raw, dict) and raw.get("kind") in network.KINDS:
+        ckind = raw["kind"]
+    extra = network.KEYS.get(ckind, ())
+    c = t.table("coupling", ("kind", "K", "lag", *extra), what=' with kind = "mean_field"')
+    # sphere models take the phase-model couplings as J_ij = K_ij I; a lattice kernel
+    # acts on a grid of scalar phases only
+    choices = _COUPLING_KINDS if kind == "kuramoto" else ("mean_field", "dense", "sparse")
+    c.string("kind", choices=choices)
     if kind == "sphere" and "lag" in c.data:
         c.fail(
             "lag",
@@ -115,8 +127,12 @@ def _parse_coupling(t: _Table, kind: str) -> tuple[MeanFieldSpec, set[str]]:
             'kind = "kuramoto")',
         )
     given = {key for key in ("K", "lag") if key in c.data}
+    structure = network.parse_network(c, ckind, n) if ckind else None
     coupling = MeanFieldSpec(
-        K=c.number("K", default=None), lag=c.number("lag", default=0.0)
+        K=c.number("K", default=None),
+        lag=c.number("lag", default=0.0),
+        kind=ckind or "mean_field",
+        network=structure,
     )
     return coupling, given
 
@@ -139,8 +155,10 @@ def _parse_model(root: _Table) -> tuple[KuramotoSpec | SphereSpec, set[str]]:
     _other_kind_key(raw, kind)
     t = _Table("model", raw, _MODEL_KEYS[kind])
     n = t.integer("n", default=None, ge=1)
+    if n is not None and n > _MAX_OSC:
+        t.fail("n", n, f"an integer in [1, {_MAX_OSC}] (int32 oscillator indices)")
     freq = _parse_frequencies(t)
-    coupling, given = _parse_coupling(t, kind)
+    coupling, given = _parse_coupling(t, kind, n)
     if kind == "sphere":
         return _parse_sphere(t, n, freq, coupling, given)
     noise = None

@@ -33,6 +33,7 @@ from .._models.sphere import BlockOmega, SphereKuramoto, random_sphere
 from .._noise import Noise
 from .._sampling import random_phases, sample_frequencies
 from .._sweep_kernel import Config, batch
+from . import network as net
 from .spec import (
     FULL_CIRCLE,
     KIND_PARAMETERS,
@@ -58,13 +59,21 @@ VARIABLES = {
     nm.R_STD: ("1", "std of R(t) over the averaging window"),
     nm.R_T: ("1", "order parameter R(t) = |Z(t)|"),
     nm.OMEGA_EFF: (
-        "rad",
-        "effective frequency (rad per unit time), mean over oscillators, over the window",
+        "rad/time",
+        "oscillator-mean effective frequency over the window, mean_i (theta_i(t1) - "
+        "theta_i(t_w)) / window (not the mean-field rotation rate: see Omega_Z)",
     ),
     nm.OMEGA_STD: (
-        "rad",
+        "rad/time",
         "std across oscillators of the effective frequencies over the window",
     ),
+    nm.OMEGA_Z: (
+        "rad/time",
+        "mean-field rotation rate Omega_Z over the window: the advance of the "
+        "unwrapped arg Z / window (the Ott-Antonsen / self-consistency frequency)",
+    ),
+    nm.PSI_T: ("rad", "mean-field phase psi(t) = arg Z(t), in (-pi, pi]"),
+    nm.TURNS: ("1", "winding number: unwrapped phase = theta + 2 pi turns"),
     nm.LOCKED: (
         "1",
         "fraction of oscillators whose effective frequency is within 2 pi / window of "
@@ -74,14 +83,14 @@ VARIABLES = {
     nm.ENERGY_T: ("1", "model energy kl.energy(model, state) at each saved time"),
     nm.THETA: ("rad", "oscillator phase, wrapped to [-pi, pi)"),
     nm.STATE: ("1", "oscillator state, a unit vector in R^dim"),
-    nm.OMEGA: ("rad", "natural frequency (rad per unit time)"),
+    nm.OMEGA: ("rad/time", "natural frequency omega"),
 }
 #: Coordinates that are not sweepable parameters (those come from `PARAMETERS`).
 COORDS = {
     nm.SEED: ("1", "PRNG seed (frequencies, initial phases and noise)"),
     nm.N: ("1", "number of oscillators"),
     nm.DIRECTION: ("1", "adiabatic ramp direction: up the listed values, then down"),
-    nm.TIME: ("1", "time (dimensionless model time)"),
+    nm.TIME: ("1", "time (dimensionless model time; rates are per unit of it)"),
 }
 
 
@@ -109,6 +118,7 @@ class PointModel:
     dim: int = 1  # vector dimension (sphere models)
     planes: tuple[float, ...] = ()  # rotating planes (sphere models)
     stimulus: bool = False  # c_i = h e_0 (sphere models)
+    network: net.NetworkSpec | None = None  # dense / sparse / lattice coupling
 
     def draw(self, seed):
         """Natural frequencies and initial state for one seed (deterministic in
@@ -137,19 +147,22 @@ class PointModel:
         """The model and initial state of one point; `p` holds the parameters by
         name (`p["K"]`, ...)."""
         omega, y0 = self.draw(seed)
+        coupling = (
+            MeanField(p["K"])
+            if self.network is None
+            else net.coupling(self.network, self.n, p["K"], omega.dtype)
+        )
         if self.kind == "sphere":
             # Oscillator i turns at omega_i in each rotating plane (x_2k, x_2k+1).
             rates = omega[:, None] * jnp.asarray(self.planes, dtype=omega.dtype)
             stimulus = None
             if self.stimulus:
                 stimulus = p["h"] * jnp.zeros(self.dim, omega.dtype).at[0].set(1.0)
-            model = SphereKuramoto(
-                BlockOmega(rates, dim=self.dim), MeanField(p["K"]), stimulus
-            )
+            model = SphereKuramoto(BlockOmega(rates, dim=self.dim), coupling, stimulus)
             return model, y0
         model = Kuramoto(
             omega,
-            MeanField(p["K"]),
+            coupling,
             lag=p["lag"],
             noise=Noise(p["D"]) if self.noisy else None,
             delays=Delays(p["tau"], max_delay=self.max_delay) if self.delayed else None,
@@ -177,6 +190,7 @@ def point_model(spec: StudySpec, n: int | None = None) -> PointModel:
         dim=m.dim if sphere else 1,
         planes=m.planes if sphere else (),
         stimulus=sphere and m.stimulus is not None,
+        network=m.coupling.network,
     )
 
 
@@ -190,17 +204,20 @@ def window_start(spec: StudySpec) -> int:
 def observed(spec: StudySpec) -> tuple[str, ...]:
     """The kernel's reductions a spec's `[observe]` asks for."""
     o = spec.observe
+    phase = spec.model.kind == "kuramoto"
     names = []
     if o.order_parameter:
-        names += [nm.R, nm.R_STD, nm.R_T]
+        names += [nm.R, nm.R_STD, nm.R_T] + ([nm.PSI_T] if phase else [])
     if o.energy:
         names += [nm.ENERGY, nm.ENERGY_T]
     if o.frequency:
         names += [nm.OMEGA_EFF, nm.OMEGA_STD]
+    if o.frequency or o.omega_z:
+        names += [nm.OMEGA_Z]
     if o.locked:
         names += [nm.LOCKED]
     if o.trajectories:
-        names += [nm.TRAJECTORY]
+        names += [nm.TRAJECTORY] + ([nm.TURNS] if phase else [])
     if o.lyapunov:
         names += [nm.LYAPUNOV, nm.LYAPUNOV_STDERR]
     return tuple(names)
@@ -384,7 +401,12 @@ def _omegas_jit():
 
 
 #: Extra dimensions of the kernel's outputs (after the grid's).
-_EXTRA = {nm.R_T: (nm.TIME,), nm.ENERGY_T: (nm.TIME,)}
+_EXTRA = {
+    nm.R_T: (nm.TIME,),
+    nm.ENERGY_T: (nm.TIME,),
+    nm.PSI_T: (nm.TIME,),
+    nm.TURNS: (nm.TIME, nm.OSC),
+}
 
 
 def combine(spec: StudySpec, g: Grid, parts: list[dict]) -> xr.Dataset:
@@ -423,7 +445,8 @@ def combine(spec: StudySpec, g: Grid, parts: list[dict]) -> xr.Dataset:
         if name in VARIABLES:
             units, long_name = VARIABLES[name]
         elif name in PARAMETERS:
-            units, long_name = PARAMETERS[name].units, PARAMETERS[name].long_name
+            p = PARAMETERS[name]
+            units, long_name = p.units_for(spec.model.kind), p.long_name
         elif name in COORDS:
             units, long_name = COORDS[name]
         else:
@@ -448,6 +471,15 @@ def attrs(spec: StudySpec) -> dict:
         "sampling": f.sampling,
         "initial_spread": None if sphere else m.initial_phases.spread,
         "coupling": c.kind,
+        **(
+            {
+                f"coupling_{k}": (list(v) if k == "shape" else v)
+                for k, v in c.network.toml_items()
+                if v is not None and k != "kernel"
+            }
+            if c.network is not None
+            else {}
+        ),
         "noise": "additive" if m.noisy else "none",
         "delays": "uniform" if m.delayed else "none",
         "swept": " ".join(((nm.N,) if spec.sweep.sizes else ()) + spec.sweep.names),

@@ -43,7 +43,6 @@ import gc
 import itertools
 import os
 import socket
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -53,8 +52,9 @@ from typing import Any
 import numpy as np
 
 from .. import io
-from . import plan
+from . import limits as lim, plan
 from .parse import _read_spec
+from .progress import _Progress, _say
 from .spec import StudySpec
 from .store import ChunkStore, _identity, _line
 
@@ -117,78 +117,6 @@ def enable_compile_cache(path: str | os.PathLike | None = None) -> Path | None:
 # ---------------------------------------------------------------------------------
 
 
-def _say(name: str, enabled: bool, message: str) -> None:
-    if enabled:
-        print(f"[{name}] {message}", file=sys.stderr, flush=True)
-
-
-class _Progress:
-    """A tqdm bar on a terminal, one log line per chunk otherwise, or nothing."""
-
-    def __init__(self, name: str, chunks: list[slice], done: set[int], enabled: bool):
-        self.name = name
-        self.chunks = chunks
-        self.size = chunks[-1].stop
-        self.enabled = enabled
-        self.done = len(done)
-        self.points = sum(chunks[i].stop - chunks[i].start for i in done)
-        self.computed = 0  # points computed by this run (for the rate)
-        self.start = time.perf_counter()
-        self.bar = None
-        if not enabled:
-            return
-        if self.done:
-            self.say(
-                f"resuming: {self.done} of {len(chunks)} chunks ({self.points} of "
-                f"{self.size} points) already finished"
-            )
-        if sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(
-                total=len(chunks),
-                initial=self.done,
-                desc=name,
-                unit="chunk",
-                file=sys.stderr,
-                dynamic_ncols=True,
-                postfix=self._points(),
-            )
-
-    def _points(self) -> str:
-        return f"{self.points}/{self.size} points"
-
-    def say(self, message: str) -> None:
-        if self.bar is not None:
-            self.bar.write(f"[{self.name}] {message}", file=sys.stderr)
-        else:
-            _say(self.name, self.enabled, message)
-
-    def update(self, i: int) -> None:
-        count = self.chunks[i].stop - self.chunks[i].start
-        self.done += 1
-        self.points += count
-        self.computed += count
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            self.bar.set_postfix_str(self._points(), refresh=False)
-            self.bar.update(1)
-            return
-        elapsed = time.perf_counter() - self.start
-        rate = self.computed / elapsed if elapsed > 0 else float("inf")
-        eta = (self.size - self.points) / rate if rate > 0 else float("inf")
-        self.say(
-            f"chunk {self.done}/{len(self.chunks)} ({self._points()}) {elapsed:.1f} s "
-            f"elapsed, {rate:.2f} points/s, ETA {eta:.0f} s"
-        )
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
 # ---------------------------------------------------------------------------------
 # Backends
 # ---------------------------------------------------------------------------------
@@ -233,6 +161,8 @@ def check_backend(workers, scheduler) -> None:
         raise ValueError(
             f"workers = {workers!r}: expected an integer >= 1 (Dask worker processes)"
         )
+    if isinstance(scheduler, str):
+        check_address(scheduler)
     if scheduler is not None and not isinstance(scheduler, str):
         try:
             from dask.distributed import Client
@@ -246,23 +176,49 @@ def check_backend(workers, scheduler) -> None:
             )
 
 
-def _probe(address: str) -> None:
-    """Fail fast, without building a Client, when a `tcp://host:port` scheduler does
-    not accept connections."""
+#: Address schemes of dask.distributed; `tcp`/`tls` (and no scheme) need host:port.
+_SCHEMES = ("tcp", "tls", "inproc", "ucx", "ws", "wss")
+
+
+def check_address(address) -> tuple[str, int] | None:
+    """Check the form of a scheduler address before any Client exists (a Client whose
+    constructor fails hangs the interpreter's exit for a minute in its finaliser).
+
+    **Returns:** `(host, port)` for a TCP/TLS address (`host:port` means TCP), `None`
+    for other schemes or a `Client`. **Raises:** `ClusterError` for anything else.
+    """
     from urllib.parse import urlsplit
 
-    if not isinstance(address, str) or not address.startswith("tcp://"):
-        return
+    if not isinstance(address, str):
+        return None
+    bad = ClusterError(
+        f"cannot connect to the Dask scheduler at {address}: expected an address like "
+        "tcp://host:8786 (or host:8786)"
+    )
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest = "tcp", address
+    if scheme not in _SCHEMES:
+        raise bad
+    if scheme not in ("tcp", "tls"):
+        return None
     try:
-        parts = urlsplit(address)
+        parts = urlsplit(f"{scheme}://{rest}")
         host, port = parts.hostname, parts.port
     except ValueError:
         host, port = None, None
-    if not host or not port:
-        raise ClusterError(
-            f"cannot connect to the Dask scheduler at {address}: expected an address "
-            "like tcp://host:8786"
-        )
+    if not host or not port or parts.path not in ("", "/"):
+        raise bad
+    return host, port
+
+
+def _probe(address: str) -> None:
+    """Fail fast, without building a Client, when a TCP scheduler does not accept
+    connections (or the address is malformed)."""
+    where = check_address(address)
+    if where is None:
+        return
+    host, port = where
     try:
         with socket.create_connection((host, port), timeout=_connect_timeout()):
             pass
@@ -330,7 +286,8 @@ def _client(workers: int | None, scheduler) -> Iterator[Any]:
 
 
 def _run_dask(
-    client, spec, chunks, todo, on_done, *, compile_cache, cache_dir, where, say
+    client, spec, chunks, todo, on_done, *, compile_cache, cache_dir, where, say,
+    summary=None,
 ) -> None:
     import jax.numpy as jnp
     from dask.distributed import as_completed
@@ -338,6 +295,8 @@ def _run_dask(
     x64 = np.dtype(jnp.result_type(float)) == np.float64
     nthreads = client.nthreads()
     threads = sum(nthreads.values()) or 1
+    if summary:
+        say(summary)
     say(
         f"Dask: {len(nthreads)} workers, {threads} threads, scheduler "
         f"{client.scheduler.address}"
@@ -416,6 +375,7 @@ def run(
     scheduler=None,
     progress: bool = True,
     compile_cache: bool = True,
+    summary: str | None = None,
 ) -> Path:
     """Run `spec`'s `grid` chunk by chunk through the chunk store of `out`, then write
     `out` atomically (see the module docstring). Arguments as `run_study`'s."""
@@ -429,7 +389,10 @@ def run(
     try:
         done = store.finished(functools.partial(_say, spec.study.name, progress))
         todo = [i for i in range(len(chunks)) if i not in done]
-        meter = _Progress(spec.study.name, chunks, done, progress)
+        meter = _Progress(spec.study.name, chunks, done, progress, summary=summary)
+        if done:
+            summary = None  # said on the resuming line
+        meter.start_heartbeat()
 
         def on_done(i: int, arrays: dict[str, np.ndarray]) -> None:
             store.write(i, arrays)  # persisted before the next chunk starts
@@ -437,6 +400,8 @@ def run(
 
         try:
             if todo and workers is None and scheduler is None:
+                if summary:  # said once nothing can fail with a one-line error
+                    meter.say(summary)
                 _run_in_process(spec, grid, chunks, todo, on_done)
             elif todo:
                 cache_dir = None
@@ -455,6 +420,7 @@ def run(
                         cache_dir=cache_dir,
                         where=store.dir,
                         say=meter.say,
+                        summary=summary,
                     )
         finally:
             meter.close()
@@ -485,6 +451,7 @@ def run_study(
     spec_text: str | None = None,
     progress: bool = True,
     compile_cache: bool = True,
+    limits: lim.Limits | None = None,
 ) -> Path:
     """Run a study, chunk by chunk, and write its netCDF file atomically.
 
@@ -525,6 +492,9 @@ def run_study(
       terminal, one line per finished chunk otherwise.
     - `compile_cache`: enable JAX's persistent compilation cache (`compile_cache_dir()`)
       for this process and the Dask workers.
+    - `limits`: the size limits (`kuralab._study.limits.Limits`; default from the
+      `KURALAB_MAX_*` environment variables): checked, at the run's float width, before
+      anything is built; the estimate is printed with the progress.
 
     **Returns:** the path written. The output is untouched if anything fails.
 
@@ -546,12 +516,19 @@ def run_study(
     dimension) and `omega`.
     """
     check_backend(workers, scheduler)
+    limits = lim.Limits.from_env() if limits is None else limits
     if not isinstance(spec, StudySpec):
-        spec, text = _read_spec(spec)
+        spec, text = _read_spec(spec, limits)
         spec_text = spec_text if spec_text is not None else text
     if spec_text is None:
         spec_text = spec.to_toml()
     path = Path(out if out is not None else spec.output.path)
+    if path.suffix != ".nc" or len(path.name) <= 3:
+        raise ValueError(f"out = {str(path)!r}: expected a netCDF path ending in .nc")
+    import jax.numpy as jnp
+
+    itemsize = np.dtype(jnp.result_type(float)).itemsize
+    est = lim.check_sizes(spec, limits, itemsize)  # before the grid exists
     if compile_cache:
         enable_compile_cache()
 
@@ -567,4 +544,5 @@ def run_study(
         scheduler=scheduler,
         progress=progress,
         compile_cache=compile_cache,
+        summary=est.summary(),
     )

@@ -15,7 +15,7 @@ in this table; the model builder (`kuralab._study.plan.PointModel`) reads them b
 A new sweepable parameter, say a forcing strength `F` of the phase model, is one entry
 
 ```python
-PARAMETERS["F"] = Parameter("forcing", ("kuramoto",), "1", "forcing strength F")
+PARAMETERS["F"] = Parameter("forcing", ("kuramoto",), "rad/time", "forcing strength F")
 ```
 
 plus the line of `PointModel` that uses `p["F"]` (and the parsing of its
@@ -59,36 +59,44 @@ class Parameter:
     long_name: str
     nonnegative: str | None = None
     absent: float = 0.0
+    units_by_kind: tuple[tuple[str, str], ...] = ()  # (kind, units) overrides
 
     def key(self, name: str) -> str:
         return f"model.{self.section}.{name}"
 
+    def units_for(self, kind: str) -> str:
+        """The units of the parameter in a model of `kind` (CF-style strings)."""
+        return dict(self.units_by_kind).get(kind, self.units)
+
 
 #: The sweepable parameters, by name (the one table; see the module docstring).
 PARAMETERS: dict[str, Parameter] = {
+    # dtheta/dt = omega + K sin(...): K is a rate, rad per unit of model time; on
+    # the sphere dx/dt = Proj(K mean x) with unit vectors x: per unit time.
     "K": Parameter(
         "coupling",
         ("kuramoto", "sphere"),
-        "rad",
-        "coupling strength K (rad per unit time)",
+        "rad/time",
+        "coupling strength K",
+        units_by_kind=(("sphere", "1/time"),),
     ),
     "lag": Parameter("coupling", ("kuramoto",), "rad", "Sakaguchi phase lag alpha"),
     "D": Parameter(
         "noise",
         ("kuramoto",),
-        "rad2",
-        "noise diffusion coefficient D (rad^2 per unit time)",
+        "rad2/time",
+        "noise diffusion coefficient D",
         nonnegative="noise diffusion coefficients",
     ),
     "tau": Parameter(
         "delays",
         ("kuramoto",),
         "1",
-        "transmission delay tau (time units)",
+        "transmission delay tau (in units of the model time)",
         nonnegative="delays in time units",
     ),
     "h": Parameter(
-        "stimulus", ("sphere",), "1", "stimulus strength h, c_i = h e_0 (per unit time)"
+        "stimulus", ("sphere",), "1/time", "stimulus strength h, c_i = h e_0"
     ),
 }
 
@@ -134,12 +142,15 @@ class FrequencySpec:
 
 @dataclass(frozen=True)
 class MeanFieldSpec:
-    """`[model.coupling]` with `kind = "mean_field"`: `kl.MeanField(K)` and the
-    Sakaguchi lag (radians). A value is `None` exactly when `[sweep]` sweeps it."""
+    """`[model.coupling]`: `kind = "mean_field"` is `kl.MeanField(K)`; `"dense"`,
+    `"sparse"` and `"lattice"` (phase models) are `K` times the structure in
+    `network` (a `kuralab._study.network.NetworkSpec`). `lag` is the Sakaguchi lag
+    (radians). A value is `None` exactly when `[sweep]` sweeps it."""
 
     K: float | None
     lag: float | None = 0.0
     kind: str = "mean_field"
+    network: Any = None  # NetworkSpec for the structured kinds
 
 
 @dataclass(frozen=True)
@@ -295,10 +306,10 @@ class SolveSpec:
         import numpy as np
 
         n, k = self.num_steps, self.save_every
-        idx = list(range(0, n + 1, k))
+        idx = np.arange(0, n + 1, k, dtype=np.int64)
         if n % k:
-            idx.append(n)
-        return self.t0 + (self.t1 - self.t0) * np.asarray(idx, dtype=np.float64) / n
+            idx = np.append(idx, n)
+        return self.t0 + (self.t1 - self.t0) * idx.astype(np.float64) / n
 
 
 @dataclass(frozen=True)
@@ -316,6 +327,7 @@ class ObserveSpec:
     trajectories: bool = False
     energy: bool = False
     lyapunov: bool = False  # the largest Lyapunov exponent over the window
+    omega_z: bool = False  # the mean field's rotation rate Omega_Z (TOML key Omega_Z)
 
 
 @dataclass(frozen=True)
@@ -424,7 +436,11 @@ def _model_toml(m: KuramotoSpec | SphereSpec) -> list[str]:
     return [
         _toml_table("model", [("kind", m.kind), ("n", m.n)]),
         _toml_table("model.frequencies", dataclasses.asdict(f).items()),
-        _toml_table("model.coupling", [("kind", c.kind), ("K", c.K), ("lag", c.lag)]),
+        _toml_table(
+            "model.coupling",
+            [("kind", c.kind), ("K", c.K), ("lag", c.lag)]
+            + (c.network.toml_items() if c.network is not None else []),
+        ),
         *(
             [_toml_table("model.noise", dataclasses.asdict(m.noise).items())]
             if m.noise is not None
@@ -446,10 +462,11 @@ def _model_toml(m: KuramotoSpec | SphereSpec) -> list[str]:
 def _to_toml(spec: StudySpec) -> str:
     # `energy` is written only when on: the canonical text (and so the chunk store's
     # spec hash) of a spec without it is what it was before the key existed.
+    # The same for `omega_z` (TOML key `Omega_Z`).
     observe = [
-        (k, v)
+        ("Omega_Z" if k == "omega_z" else k, v)
         for k, v in dataclasses.asdict(spec.observe).items()
-        if k != "energy" or v
+        if k not in ("energy", "omega_z") or v
     ]
     parts = [
         _toml_table(

@@ -52,7 +52,9 @@ __all__ = ["ChunkStore", "ChunkStoreError", "chunk_dir"]
 
 #: Version of the chunk-directory layout (part of the manifest's identity). 2: the
 #: chunks come from `kl.sweep`'s kernel (variables `energy`, `energy_t`, no `E`).
-FORMAT = 2
+#: 3: `psi_t` with the order parameter, `Omega_Z` with frequencies, `turns` with
+#: trajectories.
+FORMAT = 3
 MANIFEST = "manifest.json"
 LOCK = "lock"
 
