@@ -146,21 +146,54 @@ def test_energy_rate_decomposition(x64):
 
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), n=st.integers(2, 4), d=st.integers(2, 4))
-def test_symmetric_commutator_is_psd_only_when_zero(seed, n, d):
-    # [J, Omega] for symmetric J, antisymmetric block-diagonal Omega: symmetric,
-    # trace 0, so PSD iff zero (App. G's condition is commutation).
+def test_commutator_psd_hypothesis_against_numpy(seed, n, d):
+    # [J, Omega] for block-symmetric J and antisymmetric block-diagonal Omega is
+    # symmetric with trace 0, so it is PSD iff it is zero (App. G's condition is
+    # commutation). The library's `commutator_psd` defect is checked against NumPy's
+    # eigenvalues: a generic pair is not PSD (and the library says so, with the defect
+    # max|C| / (max|J| max|Omega|)); a commuting pair J = A (x) I + B (x) W,
+    # Omega = I (x) W has C = 0 (PSD) and the library says it holds.
     rng = _rng(seed)
-    B = rng.standard_normal((n * d, n * d))
-    J = B + B.T
-    Om = np.zeros((n * d, n * d))
-    for i in range(n):
-        a = rng.standard_normal((d, d))
-        Om[i * d : (i + 1) * d, i * d : (i + 1) * d] = a - a.T
-    C = J @ Om - Om @ J
+    B = rng.standard_normal((n, n, d, d))
+    J = B + np.transpose(B, (1, 0, 3, 2))
+    a = rng.standard_normal((n, d, d))
+    om = a - np.swapaxes(a, -1, -2)
+
+    def dense(J, om):
+        Jf = np.transpose(J, (0, 2, 1, 3)).reshape(n * d, n * d)
+        Om = np.zeros((n * d, n * d))
+        for i in range(n):
+            Om[i * d : (i + 1) * d, i * d : (i + 1) * d] = om[i]
+        return Jf, Om
+
+    def library(J, om):
+        with jax.enable_x64(True):
+            hyp = lyapunov_hypotheses(SphereKuramoto(om, BlockCoupling(J)))
+        return _held(hyp)["commutator_psd"], float(hyp.defect.sel(hypothesis="commutator_psd"))
+
+    Jf, Om = dense(J, om)
+    C = Jf @ Om - Om @ Jf
     np.testing.assert_allclose(C, C.T, atol=1e-10)
     assert abs(np.trace(C)) < 1e-9
-    eig = np.linalg.eigvalsh(C)
-    assert eig.min() < -1e-8  # generic: not PSD
+    assert np.linalg.eigvalsh(C).min() < -1e-8  # generic: not PSD
+    held, defect = library(J, om)
+    assert not held
+    assert defect == pytest.approx(np.abs(C).max() / (np.abs(J).max() * np.abs(om).max()),
+                                   rel=1e-9)
+    # The "only when zero" half: a commuting pair.
+    W = np.zeros((d, d))
+    W[1, 0], W[0, 1] = 1.0, -1.0
+    A = rng.standard_normal((n, n))
+    Bm = rng.standard_normal((n, n))
+    Jc = np.einsum("ij,ab->ijab", A + A.T, np.eye(d)) + np.einsum(
+        "ij,ab->ijab", Bm - Bm.T, W
+    )
+    omc = np.broadcast_to(W, (n, d, d))
+    Jf, Om = dense(Jc, omc)
+    C = Jf @ Om - Om @ Jf
+    assert np.linalg.eigvalsh(C).min() >= -1e-12 * np.abs(Jf).max()
+    held, defect = library(Jc, omc)
+    assert held and defect <= 1e-14
 
 
 # ---------------------------------------------------------------------------------

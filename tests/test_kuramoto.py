@@ -1,5 +1,6 @@
 """The phase model against analytic results and its symmetries."""
 
+import decimal
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -149,6 +150,18 @@ _H = jnp.linspace(0.1, 0.6, 6)
 _Y0 = jnp.asarray(np.random.default_rng(4).uniform(-np.pi, np.pi, 6))
 
 
+_PI = decimal.Decimal("3.141592653589793238462643383279502884197")
+
+
+def _exact_wrap(value: float) -> float:
+    """value modulo 2 pi into [-pi, pi), in 40-digit decimal arithmetic."""
+    with decimal.localcontext() as ctx:
+        ctx.prec = 50
+        v = decimal.Decimal(value)
+        k = ((v + _PI) / (2 * _PI)).to_integral_value(rounding=decimal.ROUND_FLOOR)
+        return float(v - 2 * _PI * k)
+
+
 @settings(max_examples=200, deadline=None)
 @given(x=st.floats(-1e6, 1e6, allow_nan=False), dtype=st.sampled_from(["float32", "float64"]))
 def test_wrap_phase_range_and_idempotence(x, dtype):
@@ -157,8 +170,15 @@ def test_wrap_phase_range_and_idempotence(x, dtype):
         w = kl.wrap_phase(arr)
         assert bool(jnp.all((w >= -jnp.pi) & (w < jnp.pi)))
         np.testing.assert_array_equal(kl.wrap_phase(w), w)
-        # w == x modulo 2 pi (up to the rounding of x itself)
-        assert_phase_allclose(w, arr, atol=1e-6 * max(1.0, abs(x)) + 1e-6)
+        # w == x modulo 2 pi, against an exact reference (Decimal, 40-digit pi) of the
+        # value actually stored. Budget: 2 pi rounded to the dtype is off by <= u 2 pi
+        # (u = eps / 2), multiplied by k = |x| / 2 pi turns, plus the rounding of
+        # 2 pi k (<= u |x|) and of w itself (<= u pi): <= 2 u (|x| + 2 pi).
+        u = float(jnp.finfo(arr.dtype).eps) / 2
+        for got, value in zip(np.asarray(w), np.asarray(arr), strict=True):
+            diff = float(got) - _exact_wrap(float(value))
+            diff -= 2 * np.pi * round(diff / (2 * np.pi))  # the two ends of [-pi, pi)
+            assert abs(diff) <= 2 * u * (abs(x) + 7), (x, dtype, got, diff)
 
 
 @pytest.mark.parametrize(
