@@ -9,6 +9,13 @@ from pathlib import Path
 import jax
 import pytest
 
+try:  # load distributed's config defaults before any test's dask.config.set: leaving
+    # a `set` that created the "distributed" section deletes the whole section, and a
+    # later netCDF write (xarray asks distributed for a client) fails with KeyError
+    import distributed  # noqa: F401
+except ImportError:  # pragma: no cover - dask is a dependency
+    pass
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
