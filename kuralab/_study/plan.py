@@ -32,7 +32,7 @@ from .._models.kuramoto import Kuramoto
 from .._models.sphere import BlockOmega, SphereKuramoto, random_sphere
 from .._noise import Noise
 from .._sampling import random_phases, sample_frequencies
-from .._sweep_kernel import Config, batch
+from .._sweep_kernel import OBSERVABLES, Config, batch
 from . import network as net
 from .spec import (
     FULL_CIRCLE,
@@ -51,39 +51,34 @@ __all__ = ["Grid", "PointModel", "chunks", "combine", "grid", "run_chunk"]
 #: `kl.sweep(..., key=jax.random.key(NOISE_KEY))` reproduces it.
 NOISE_KEY = 0x6E6F6973  # "nois"
 
+#: Long names of the variables a study Dataset may hold (study wording; the units are
+#: the sweep engine's, `_sweep_kernel.OBSERVABLES`, or `_names.UNITS`: one unit per
+#: quantity in both kinds of file).
+_LONG_NAMES = {
+    nm.LYAPUNOV: "largest Lyapunov exponent over the window",
+    nm.LYAPUNOV_STDERR: "standard error of the largest Lyapunov exponent",
+    nm.R: "order parameter R, time-averaged over the window",
+    nm.R_STD: "std of R(t) over the averaging window",
+    nm.R_T: "order parameter R(t) = |Z(t)|",
+    nm.OMEGA_EFF: "oscillator-mean effective frequency over the window, mean_i "
+    "(theta_i(t1) - theta_i(t_w)) / window (not the mean-field rotation rate: see Omega_Z)",
+    nm.OMEGA_STD: "std across oscillators of the effective frequencies over the window",
+    nm.OMEGA_Z: "mean-field rotation rate Omega_Z over the window: the advance of the "
+    "unwrapped arg Z / window (the Ott-Antonsen / self-consistency frequency)",
+    nm.PSI_T: "mean-field phase psi(t) = arg Z(t), in (-pi, pi]",
+    nm.TURNS: "winding number: unwrapped phase = theta + 2 pi turns",
+    nm.LOCKED: "fraction of oscillators whose effective frequency is within 2 pi / window "
+    "of the mean field's rotation rate",
+    nm.ENERGY: "model energy kl.energy, time-averaged over the window",
+    nm.ENERGY_T: "model energy kl.energy(model, state) at each saved time",
+    nm.THETA: "oscillator phase, wrapped to [-pi, pi)",
+    nm.STATE: "oscillator state, a unit vector in R^dim",
+    nm.OMEGA: "natural frequency omega",
+}
 #: Variables a study Dataset may hold: name -> (units, long_name).
 VARIABLES = {
-    nm.LYAPUNOV: ("1/time", "largest Lyapunov exponent over the window"),
-    nm.LYAPUNOV_STDERR: ("1/time", "standard error of the largest Lyapunov exponent"),
-    nm.R: ("1", "order parameter R, time-averaged over the window"),
-    nm.R_STD: ("1", "std of R(t) over the averaging window"),
-    nm.R_T: ("1", "order parameter R(t) = |Z(t)|"),
-    nm.OMEGA_EFF: (
-        "rad/time",
-        "oscillator-mean effective frequency over the window, mean_i (theta_i(t1) - "
-        "theta_i(t_w)) / window (not the mean-field rotation rate: see Omega_Z)",
-    ),
-    nm.OMEGA_STD: (
-        "rad/time",
-        "std across oscillators of the effective frequencies over the window",
-    ),
-    nm.OMEGA_Z: (
-        "rad/time",
-        "mean-field rotation rate Omega_Z over the window: the advance of the "
-        "unwrapped arg Z / window (the Ott-Antonsen / self-consistency frequency)",
-    ),
-    nm.PSI_T: ("rad", "mean-field phase psi(t) = arg Z(t), in (-pi, pi]"),
-    nm.TURNS: ("1", "winding number: unwrapped phase = theta + 2 pi turns"),
-    nm.LOCKED: (
-        "1",
-        "fraction of oscillators whose effective frequency is within 2 pi / window of "
-        "the mean field's rotation rate",
-    ),
-    nm.ENERGY: ("1", "model energy kl.energy, time-averaged over the window"),
-    nm.ENERGY_T: ("1", "model energy kl.energy(model, state) at each saved time"),
-    nm.THETA: ("rad", "oscillator phase, wrapped to [-pi, pi)"),
-    nm.STATE: ("1", "oscillator state, a unit vector in R^dim"),
-    nm.OMEGA: ("rad/time", "natural frequency omega"),
+    name: ((OBSERVABLES.get(name) or nm.UNITS[name])[0], long_name)
+    for name, long_name in _LONG_NAMES.items()
 }
 #: Coordinates that are not sweepable parameters (those come from `PARAMETERS`).
 COORDS = {
