@@ -97,6 +97,8 @@ def study_defaults(ds: xr.Dataset, var=None, x=None, hue=None) -> tuple[str, str
 
 
 def _label(obj, fallback: str) -> str:
+    """`long_name [units]` (units omitted when dimensionless), else `fallback`; the axis
+    labels of `kl.plot` and of `plot_study`."""
     attrs = getattr(obj, "attrs", {}) or {}
     text = str(attrs.get("long_name", fallback))
     units = attrs.get("units")

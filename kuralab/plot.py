@@ -19,14 +19,13 @@ from __future__ import annotations
 import os
 import pathlib
 import sys
-from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from . import _names as names
 from ._files import atomic_output
-from ._plot_study import plot_study
+from ._plot_study import _label, plot_study
 
 __all__ = [
     "FORMATS",
@@ -71,16 +70,6 @@ def _axes(ax):
     plt = _pyplot()
     _, ax = plt.subplots()
     return ax
-
-
-def _label(obj: Any, fallback: str) -> str:
-    """`long_name [units]` (units omitted when dimensionless), else `fallback`."""
-    attrs = getattr(obj, "attrs", {}) or {}
-    text = str(attrs.get("long_name", fallback))
-    units = attrs.get("units")
-    if units not in (None, "", "1"):
-        text += f" [{units}]"
-    return text
 
 
 def _check_ds(ds) -> xr.Dataset:
