@@ -189,7 +189,7 @@ def estimate(spec, itemsize: int = 4) -> Estimate:
     phase = m.kind == "kuramoto"
     dim = getattr(m, "dim", 1)
     b = itemsize
-    ramp = 2 * len(sw.values(sw.along)) if sw.adiabatic else 1
+    ramp = 2 * len(sw.values(sw.along)) if sw.adiabatic else 1  # segments per point
     per_size = math.prod(len(v) for name, v in sw.axes if name != sw.along) * len(
         sw.seeds
     )
@@ -248,7 +248,7 @@ def estimate(spec, itemsize: int = 4) -> Estimate:
     mem["solve.save_every"] = mem.get("solve.save_every", 0) + series * stacked
     if o.trajectories:
         mem["observe.trajectories"] = int(
-            saves * n * _SAVE_EXTRA * (dim * b + (4 if phase else 0)) * (ramp if sw.adiabatic else 1)
+            saves * n * _SAVE_EXTRA * (dim * b + (4 if phase else 0)) * ramp
         )
     per_sim = sum(mem.values())
     memory_terms = dict(mem)
