@@ -175,6 +175,7 @@ class Kuramoto(AbstractPhaseModel):
             if not isinstance(noise, Noise):
                 raise TypeError(f"`noise` must be kl.Noise or None; got {noise!r}")
             _check_coef("noise.D", noise.D, n)
+            noise.check_size(n)
         self.omega = omega
         self.coupling = coupling
         self.lag = as_float_array(lag)
@@ -201,7 +202,21 @@ class Kuramoto(AbstractPhaseModel):
     def diffusion(self, t, y):
         if self.noise is None:
             return None
-        return self.noise.amplitude(t, (self.n_osc,))
+        if self.noise.is_additive:
+            return self.noise.amplitude(t, (self.n_osc,))
+        return self.noise.scale(t, y)
+
+    @property
+    def noise_shape(self) -> tuple[int, ...]:
+        if self.noise is None:
+            return (self.n_osc,)
+        return self.noise.brownian_shape(self.n_osc)
+
+    def noise_field(self, t, y):
+        return None if self.noise is None else self.noise.field(t, y)
+
+    def ito_correction(self, t, y):
+        return None if self.noise is None else self.noise.ito_correction(t, y)
 
     def coupling_term(self, t, theta, theta_senders=None):
         r"""$\sum_j K_{ij}\sin(\theta^{s}_j - \theta_i - \alpha)$, with sender phases
