@@ -134,7 +134,7 @@ class AbstractModel(eqx.Module):
         return None
 
     def ito_correction(self, t, y):
-        """Multiplicative noise read in the Stratonovich sense: the drift
+        r"""Multiplicative noise read in the Stratonovich sense: the drift
         $\tfrac12 \sum_{jk} b_{jk} \partial_j b_{ik}$ that Ito solvers add, or
         `None` (default: additive noise, Ito = Stratonovich)."""
         return None
