@@ -67,7 +67,7 @@ def summarise(path) -> dict:
 def figure(s: dict):
     fig, (a, b, d) = plt.subplots(1, 3, figsize=(11, 3.4))
     cc = np.linspace(0, 1, 201)
-    from_theory = np.where(cc > 0, (1 - np.sqrt(1 - cc**2)) / np.where(cc > 0, cc, 1), 0)
+    from_theory = np.asarray(kl.theory.common_noise_synchrony(cc))
     a.plot(cc, from_theory, "k-", lw=1, label="(1 - sqrt(1 - c^2)) / c")
     a.errorbar(s["c"], s["rho"], yerr=s["rho_se"], fmt="o", ms=3, color="C0",
                label=f"simulation ({s['seeds']} seeds, N = {s['attrs']['n_osc']})")
@@ -79,14 +79,15 @@ def figure(s: dict):
     for j, c in enumerate(c for c in (0.4, 0.8, 0.95) if c in s["c"]):
         i = int(np.argmin(np.abs(s["c"] - c)))
         b.plot(s["phi"], s["density"][i], ".", ms=3, color=f"C{j}", label=f"c = {c:g}")
-        b.plot(s["phi"], np.sqrt(1 - c**2) / (2 * np.pi * (1 - c * np.cos(s["phi"]))),
+        b.plot(s["phi"], np.asarray(kl.theory.common_noise_phase_density(s["phi"], c)),
                "-", lw=1, color=f"C{j}")
     b.set_xlabel("phase difference phi")
     b.set_ylabel("density (lines: Nakao et al. 2007)")
     b.legend(fontsize=7, frameon=False)
     d.errorbar(s["D"], s["lam"], yerr=s["lam_se"], fmt="o", ms=4, label="kl.lyapunov_exponents")
     dd = np.linspace(0, s["D"].max() * 1.1, 50)
-    d.plot(dd, -dd / 2, "k-", lw=1, label="-sigma^2/4 = -D/2")
+    d.plot(dd, np.asarray(kl.theory.common_noise_lyapunov(dd)), "k-", lw=1,
+           label="-sigma^2/4 = -D/2")
     d.set_xlabel("D (sigma^2 = 2 D)")
     d.set_ylabel("Lyapunov exponent, c = 1")
     d.legend(fontsize=7, frameon=False)

@@ -46,13 +46,6 @@ COMMON = (0.0, 0.2, 0.4, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 1.0)
 BINS = 72
 
 
-def pair_synchrony_theory(c):
-    """<cos phi> = (1 - sqrt(1 - c^2)) / c under P(phi) ~ 1 / (1 - c cos phi)."""
-    c = np.asarray(c, dtype=float)
-    safe = np.where(c > 0, c, 1.0)
-    return np.where(c > 0, (1 - np.sqrt(np.clip(1 - c**2, 0, None))) / safe, 0.0)
-
-
 def run(n, seeds, D, omega, burn, window, dt, solver, every, lyap_t1):
     cs = np.asarray(COMMON)
 
@@ -96,13 +89,13 @@ def run(n, seeds, D, omega, burn, window, dt, solver, every, lyap_t1):
         {
             "rho": (("common", "seed"), rho, dict(
                 units="1", long_name="pair synchrony <cos(theta_i - theta_j)>")),
-            "rho_theory": ("common", pair_synchrony_theory(cs), dict(
+            "rho_theory": ("common", np.asarray(kl.theory.common_noise_synchrony(cs)), dict(
                 units="1", long_name="(1 - sqrt(1 - c^2)) / c (Nakao et al. 2007)")),
             "phi_hist": (("common", "seed", "phi"), hist, dict(
                 units="1", long_name="counts of pair phase differences")),
             "lyapunov": (("D", "seed"), lam, dict(
                 units="1/time", long_name="Lyapunov exponent, fully common noise")),
-            "lyapunov_theory": ("D", -Ds / 2, dict(
+            "lyapunov_theory": ("D", np.asarray(kl.theory.common_noise_lyapunov(Ds)), dict(
                 units="1/time", long_name="-(sigma^2/2) <Z'^2> = -D/2")),
         },
         coords={

@@ -236,3 +236,29 @@ def test_bad_correlated_noise_input(make, match):
     with pytest.raises(ValueError, match=match) as info:
         make()
     assert "\n" not in str(info.value)  # one line
+
+
+@pytest.mark.slow  # ~10 s of eager dispatch on the loaded 2-core machine
+def test_common_noise_theory_closed_forms_against_quadrature():
+    # the callable path integrates g(phi) = <Z(theta) Z(theta + phi)> and P numerically
+    # (512 nodes, spectral accuracy for these smooth densities while c <= 0.9)
+    c = jnp.array([0.0, 0.3, 0.6, 0.9])
+    closed = kl.theory.common_noise_synchrony(c)
+    numeric = kl.theory.common_noise_synchrony(c, sensitivity=lambda x: jnp.sin(x))
+    np.testing.assert_allclose(numeric, closed, atol=1e-5)
+    # r = (1 - sqrt(1 - c^2)) / c solves c = 2 r / (1 + r^2) (wrapped Cauchy)
+    np.testing.assert_allclose(2 * closed[1:] / (1 + closed[1:] ** 2), c[1:], rtol=1e-5)
+    assert float(kl.theory.common_noise_synchrony(1.0)) == 1.0
+    # Z = 1 - cos: g(phi) = 1 + cos(phi) / 2, a constant offset weakens the attraction
+    phi = jnp.linspace(-np.pi, np.pi, 9)
+    p = kl.theory.common_noise_phase_density(phi, 0.5, sensitivity="1-cos")
+    expected = 1 / (1.5 - 0.5 * (1 + np.cos(phi) / 2))
+    expected = expected / (np.mean(1 / (1.5 - 0.5 * (1 + np.cos(np.linspace(0, 2 * np.pi, 4096, endpoint=False)) / 2))) * 2 * np.pi)
+    np.testing.assert_allclose(p, expected, rtol=1e-5)
+    # lambda = -D <Z'^2>: -D/2 for sin, -D for Z = sin(theta) + cos(theta) (<Z'^2> = 1)
+    np.testing.assert_allclose(kl.theory.common_noise_lyapunov(0.1), -0.05, rtol=1e-6)
+    np.testing.assert_allclose(
+        kl.theory.common_noise_lyapunov(0.1, lambda x: jnp.sin(x) + jnp.cos(x)), -0.1,
+        rtol=1e-5)
+    with pytest.raises(ValueError, match=r"`c` must lie in \[0, 1\]"):
+        kl.theory.common_noise_synchrony(1.2)
