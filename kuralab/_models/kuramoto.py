@@ -80,7 +80,10 @@ class Kuramoto(AbstractPhaseModel):
     r"""The Kuramoto model with phase lag (Sakaguchi) and forcing.
 
     $$d\theta_i = \Big[\omega_i + \sum_j K_{ij}\sin(\theta_j(t - \tau_j) - \theta_i - \alpha)
-      + h_i(t)\sin(\psi_i - \theta_i)\Big] dt + \sqrt{2 D(t)}\, dW_i$$
+      + h_i(t)\sin(\psi_i - \theta_i)\Big] dt + \sqrt{2 D(t)}\, Z(\theta_i) \circ dW_i$$
+
+    with $Z \equiv 1$ and independent $W_i$ unless `kl.Noise` says otherwise
+    (correlation across nodes, a phase sensitivity $Z$; Stratonovich).
 
     Coupling is row-i-receives; `kl.MeanField(K)` gives $K_{ij} = K/N$. The coupling sum is
     evaluated from phasors (`cos`, `sin` of each phase, two operator applications), so a
@@ -94,7 +97,8 @@ class Kuramoto(AbstractPhaseModel):
     - `lag`: Sakaguchi phase lag $\alpha$ in radians (default 0).
     - `forcing`: optional `kl.Forcing`.
     - `delays`: optional `kl.Delays` (per-sender transmission delays $\tau_j$).
-    - `noise`: optional `kl.Noise` (additive noise with diffusion coefficient $D$).
+    - `noise`: optional `kl.Noise` (diffusion coefficient $D$; independent or correlated
+      across nodes, additive or phase dependent).
 
     A model with noise needs `simulate(..., key=...)`; one with delays a fixed-step
     solver (`"euler"`, `"heun"`, `"rk4"`; `"euler"`/`"heun"` when also noisy).
