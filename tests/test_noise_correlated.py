@@ -64,7 +64,7 @@ F_LOW = _low_rank_factor()
         (kl.Noise(D, common=0.6), C_COMMON),  # the same C as the line above
         pytest.param(kl.Noise(D, factor=np.full((N, 1), np.sqrt(0.6))), C_COMMON,
                      marks=pytest.mark.slow),  # and again
-        (kl.Noise(D, factor=F_LOW), F_LOW @ F_LOW.T),
+        pytest.param(kl.Noise(D, factor=F_LOW), F_LOW @ F_LOW.T, marks=pytest.mark.slow),
         pytest.param(kl.Noise(D, correlation=F_LOW @ F_LOW.T), F_LOW @ F_LOW.T,
                      marks=pytest.mark.slow),  # singular C
         pytest.param(kl.Noise(D), np.eye(N), marks=pytest.mark.slow),
@@ -99,6 +99,7 @@ def test_diagonal_noise_path_is_the_independent_path_bit_for_bit():
                                rtol=2.4e-7, atol=0)
 
 
+@pytest.mark.slow
 def test_common_noise_is_the_factor_with_sqrt_c_same_path():
     # common=c and factor=sqrt(c) 1 draw the same (osc + 1) Brownian motions
     a = _increments(kl.Noise(D, common=0.6))[:100]
@@ -106,6 +107,7 @@ def test_common_noise_is_the_factor_with_sqrt_c_same_path():
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)  # float32 sqrt rounding
 
 
+@pytest.mark.slow  # three compilations, ~15-20 s on the loaded 2-core machine
 def test_same_key_same_path_and_vmap_jit_over_common_fraction():
     model = lambda c: kl.Kuramoto(jnp.linspace(-1, 1, N), kl.MeanField(0.5),
                                   noise=kl.Noise(D, common=c))
