@@ -84,7 +84,8 @@ def figure(s: dict):
     b.set_xlabel("phase difference phi")
     b.set_ylabel("density (lines: Nakao et al. 2007)")
     b.legend(fontsize=7, frameon=False)
-    d.errorbar(s["D"], s["lam"], yerr=s["lam_se"], fmt="o", ms=4, label="kl.lyapunov_exponents")
+    d.errorbar(s["D"], s["lam"], yerr=s["lam_se"], fmt="o", ms=4,
+               label="kl.lyapunov_exponents")
     dd = np.linspace(0, s["D"].max() * 1.1, 50)
     d.plot(dd, np.asarray(kl.theory.common_noise_lyapunov(dd)), "k-", lw=1,
            label="-sigma^2/4 = -D/2")

@@ -221,7 +221,8 @@ def test_common_noise_lyapunov_exponent_is_minus_sigma2_over_4(x64):
         (lambda: kl.Kuramoto(jnp.zeros(3), kl.MeanField(1.0),
                              noise=kl.Noise(0.1, factor=np.zeros((2, 1)))),
          r"`noise.factor` must have shape \(3, r\)"),
-        (lambda: kl.Noise(0.1, factor=np.ones((3, 2))), r"`factor` rows must have norm <= 1"),
+        (lambda: kl.Noise(0.1, factor=np.ones((3, 2))),
+         r"`factor` rows must have norm <= 1"),
         (lambda: kl.Noise(0.1, factor=np.ones(3)), r"`factor` must have shape \(osc, r\)"),
         (lambda: kl.Noise(0.1, common=1.5), r"`common` must lie in \[0, 1\]"),
         (lambda: kl.Noise(0.1, common=-0.1), r"`common` must lie in \[0, 1\]"),
@@ -229,7 +230,8 @@ def test_common_noise_lyapunov_exponent_is_minus_sigma2_over_4(x64):
         (lambda: kl.Noise(0.1, common=0.5, correlation=np.eye(2)), "at most one of"),
         (lambda: kl.Noise(0.1, sensitivity="tan"), r"`sensitivity` must be one of"),
         (lambda: kl.simulate(
-            kl.Kuramoto(jnp.zeros(2), kl.MeanField(0.0), noise=kl.Noise(0.1, sensitivity="sin")),
+            kl.Kuramoto(jnp.zeros(2), kl.MeanField(0.0),
+                        noise=kl.Noise(0.1, sensitivity="sin")),
             jnp.zeros(2), t1=1.0, dt=0.1, key=jax.random.key(0), solver="sra1"),
          r"multiplicative .* got 'sra1'"),
     ],
@@ -255,7 +257,8 @@ def test_common_noise_theory_closed_forms_against_quadrature():
     phi = jnp.linspace(-np.pi, np.pi, 9)
     p = kl.theory.common_noise_phase_density(phi, 0.5, sensitivity="1-cos")
     expected = 1 / (1.5 - 0.5 * (1 + np.cos(phi) / 2))
-    expected = expected / (np.mean(1 / (1.5 - 0.5 * (1 + np.cos(np.linspace(0, 2 * np.pi, 4096, endpoint=False)) / 2))) * 2 * np.pi)
+    grid = np.linspace(0, 2 * np.pi, 4096, endpoint=False)
+    expected /= np.mean(1 / (1.5 - 0.5 * (1 + np.cos(grid) / 2))) * 2 * np.pi
     np.testing.assert_allclose(p, expected, rtol=1e-5)
     # lambda = -D <Z'^2>: -D/2 for sin, -D for Z = sin(theta) + cos(theta) (<Z'^2> = 1)
     np.testing.assert_allclose(kl.theory.common_noise_lyapunov(0.1), -0.05, rtol=1e-6)

@@ -80,7 +80,8 @@ class Kuramoto(AbstractPhaseModel):
     r"""The Kuramoto model with phase lag (Sakaguchi) and forcing.
 
     $$d\theta_i = \Big[\omega_i + \sum_j K_{ij}\sin(\theta_j(t - \tau_j) - \theta_i - \alpha)
-      + h_i(t)\sin(\psi_i - \theta_i)\Big] dt + \sqrt{2 D(t)}\, Z(\theta_i) \circ dW_i$$
+      + h_i(t)\sin(\psi_i - \theta_i)\Big] dt
+      + \sqrt{2 D(t)}\, Z(\theta_i) \circ dW_i$$
 
     with $Z \equiv 1$ and independent $W_i$ unless `kl.Noise` says otherwise
     (correlation across nodes, a phase sensitivity $Z$; Stratonovich).
