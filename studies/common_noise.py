@@ -2,7 +2,7 @@
 2004), and partially common noise gives the stationary phase-difference law of Nakao,
 Arai & Kawamura (2007).
 
-    python studies/common_noise.py [--n 16] [--seeds 12] [--D 0.05] [--burn 200]
+    python studies/common_noise.py [--n 16] [--seeds 24] [--D 0.05] [--burn 400]
                                    [--window 1000] [--dt 0.05] [--solver euler]
                                    [--seed 0] [--out data/runs/common_noise.nc]
     python analysis/common_noise.py data/runs/common_noise.nc
@@ -117,10 +117,10 @@ def run(n, seeds, D, omega, burn, window, dt, solver, every, lyap_t1, seed=0):
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=16)
-    p.add_argument("--seeds", type=int, default=12)
+    p.add_argument("--seeds", type=int, default=24)
     p.add_argument("--D", type=float, default=0.05)
     p.add_argument("--omega", type=float, default=1.0)
-    p.add_argument("--burn", type=float, default=200.0)
+    p.add_argument("--burn", type=float, default=400.0)
     p.add_argument("--window", type=float, default=1000.0)
     p.add_argument("--dt", type=float, default=0.05)
     p.add_argument("--solver", default="euler", choices=("euler", "heun", "euler_heun"))
