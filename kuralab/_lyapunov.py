@@ -220,8 +220,9 @@ def plan(
             f"{every} steps, fewer than `blocks`={blocks}; lengthen t1 - transient or "
             "lower `blocks` / `renormalise_every`"
         )
-    sde = opt.sde_config(noisy, brownian, base, t0, t1, n)
     delay = opt.delay_config(model, y0, solver, noisy, dt0) if delayed else None
+    sde = opt.sde_config(noisy, brownian, base, t0, t1, n, model=model,
+                         y0=model.project(y0), delayed=delayed)
     if delayed and k > dim * (2 * delay[1] + 1):
         raise ValueError(
             f"`k` must be at most the dimension of the discretised state (the state and "

@@ -28,6 +28,11 @@ order parameters are found with `optimistix` root finders and are differentiable
 from __future__ import annotations
 
 from ._densities import DISTRIBUTIONS as DISTRIBUTIONS, Tabulated as Tabulated
+from ._theory_common_noise import (
+    common_noise_lyapunov as common_noise_lyapunov,
+    common_noise_phase_density as common_noise_phase_density,
+    common_noise_synchrony as common_noise_synchrony,
+)
 from ._theory_locking import (
     TwoOscillatorLocking as TwoOscillatorLocking,
     delayed_sync_frequencies as delayed_sync_frequencies,
@@ -52,6 +57,9 @@ __all__ = [
     "DISTRIBUTIONS",
     "Tabulated",
     "TwoOscillatorLocking",
+    "common_noise_lyapunov",
+    "common_noise_phase_density",
+    "common_noise_synchrony",
     "critical_coupling",
     "delayed_sync_frequencies",
     "finite_size_incoherent_R",

@@ -6,7 +6,8 @@ The solver's state is the model's internal pair `Y = (y, aux)` (`AbstractModel.p
 the pair `(model, history)`: `history` is the delay buffer inside `DelaySolver` and
 `None` everywhere else. Nothing here asks what kind of model it has.
 
-- `drift_vf` / `diffusion_vf`: the ODE and noise vector fields on `Y`.
+- `drift_vf` / `diffusion_vf`: the ODE and noise vector fields on `Y`; `ito_drift_vf`
+  adds the Ito correction of Stratonovich noise; `NoiseTerm` applies correlated noise.
 - `StatePath`: one Brownian path on `y`, presented as `(dW, 0)` to match `Y`.
 - `Retract`: wraps any diffrax solver and calls `model.retract` after every step. Dense
   output inside a step is left unretracted (continuous); saved values are retracted by
@@ -23,7 +24,16 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 
-__all__ = ["Retract", "StatePath", "diffusion_vf", "drift_vf", "final_fn", "make_save_fn"]
+__all__ = [
+    "NoiseTerm",
+    "Retract",
+    "StatePath",
+    "diffusion_vf",
+    "drift_vf",
+    "final_fn",
+    "ito_drift_vf",
+    "make_save_fn",
+]
 
 
 def _zeros(tree):
@@ -38,11 +48,36 @@ def drift_vf(t, Y, args):
     return (model.drift(t, y, delayed), _zeros(aux))
 
 
+def ito_drift_vf(t, Y, args):
+    """`drift_vf` plus the model's Ito correction of Stratonovich noise (for solvers
+    that converge to the Ito solution)."""
+    model, _ = args
+    f, zero = drift_vf(t, Y, args)
+    return (f + model.ito_correction(t, Y[0]), zero)
+
+
 def diffusion_vf(t, Y, args):
-    """Diagonal additive noise `g(t, y)` on the state; the bookkeeping gets none."""
+    """The noise on the state, the bookkeeping gets none: diagonal `g(t, y)` as a
+    `lineax.DiagonalLinearOperator`, or the model's `noise_field` (correlated noise,
+    a `kuralab._noise_mixing.NoiseField`, applied by `NoiseTerm`)."""
     model, _ = args
     y, aux = Y
-    return lx.DiagonalLinearOperator((model.diffusion(t, y), _zeros(aux)))
+    field = model.noise_field(t, y)
+    if field is None:
+        return lx.DiagonalLinearOperator((model.diffusion(t, y), _zeros(aux)))
+    return (field, _zeros(aux))
+
+
+class NoiseTerm(dfx.ControlTerm):
+    """`ControlTerm` whose vector field may be a `(NoiseField, zeros)` pair: the state's
+    increment is `field.apply(dB)` for a Brownian motion `dB` of the model's
+    `noise_shape` (which may differ from the state's)."""
+
+    def prod(self, vf, control):
+        if isinstance(vf, lx.AbstractLinearOperator):
+            return vf.mv(control)
+        field, zero = vf
+        return (field.apply(control[0]), zero)
 
 
 class StatePath(dfx.AbstractBrownianPath):

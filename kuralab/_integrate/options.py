@@ -19,7 +19,13 @@ import numpy as np
 
 from .._delays import DELAY_SOLVERS, SDDE_SOLVERS
 from .._misc import check_finite, is_concrete, nearest
-from .solvers import BROWNIAN, has_error_estimate, needs_levy_area, solver_name
+from .solvers import (
+    BROWNIAN,
+    has_error_estimate,
+    needs_levy_area,
+    noise_calculus,
+    solver_name,
+)
 from .trajectory import SaveAt
 
 #: Adjoints that work with kuralab's save policy (SaveAt subs) and retraction.
@@ -265,15 +271,34 @@ def _check_ts(saveat: SaveAt, t0: float, t_start: float, t1: float) -> None:
             )
 
 
-def sde_config(noisy: bool, brownian: str, base, t0: float, t1: float, n: int):
-    """`(kind, levy area, tree tolerance)` for a noisy model, else `None`."""
+def sde_config(
+    noisy: bool, brownian: str, base, t0: float, t1: float, n: int, *,
+    model=None, y0=None, delayed: bool = False,
+):
+    """`(kind, levy area, tree tolerance, ito)` for a noisy model, else `None`.
+
+    `ito` (static) is True when the model's noise is multiplicative (Stratonovich, with
+    an Ito drift `model.ito_correction`) and the solver converges to the Ito solution:
+    the drift then gets the correction (`solvers.noise_calculus`)."""
     if not noisy:
         return None
     levy = dfx.SpaceTimeLevyArea if needs_levy_area(base) else None
     # A dyadic resolution of [t0, t1] finer than the step: the path depends only on
     # (key, t0, t1), and runs with 2^k steps sample it at shared dyadic nodes.
     tol = (t1 - t0) / 2 ** math.ceil(math.log2(2 * n))
-    return (brownian, levy, tol)
+    ito = False
+    if model is not None:
+        correction = jax.eval_shape(lambda m, y: m.ito_correction(t0, y), model, y0)
+        if correction is not None:
+            calculus = noise_calculus(base, delayed)
+            if calculus not in ("ito", "stratonovich"):
+                raise ValueError(
+                    "the model's noise is multiplicative (Noise(sensitivity=...), "
+                    "Stratonovich): use solver 'euler' (Ito, drift corrected), 'heun' or "
+                    f"'euler_heun' (Stratonovich); got {solver_name(base)!r}"
+                )
+            ito = calculus == "ito"
+    return (brownian, levy, tol, ito)
 
 
 def delay_config(model, y0, solver, noisy: bool, dt0: float):

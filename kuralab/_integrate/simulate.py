@@ -148,7 +148,8 @@ def simulate(
             solver=base,
             adjoint=adjoint,
             meter=dfx.TqdmProgressMeter() if progress else dfx.NoProgressMeter(),
-            sde=opt.sde_config(noisy, brownian, base, t0, t1, steps.n),
+            sde=opt.sde_config(noisy, brownian, base, t0, t1, steps.n, model=model,
+                               y0=model.project(y0), delayed=delay is not None),
             delay=delay,
         ),
     )

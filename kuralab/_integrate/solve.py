@@ -19,18 +19,27 @@ import jax.numpy as jnp
 
 from .._brownian import increment_path
 from .._delays import DelaySolver, init_history, tabulated_history
-from .manifold import Retract, StatePath, diffusion_vf, drift_vf, final_fn, make_save_fn
+from .manifold import (
+    NoiseTerm,
+    Retract,
+    StatePath,
+    diffusion_vf,
+    drift_vf,
+    final_fn,
+    ito_drift_vf,
+    make_save_fn,
+)
 from .trajectory import RESULTS
 
 __all__ = ["solve"]
 
 
 def _terms(model, y0, aux, t0, t1, key, sde):
-    terms = dfx.ODETerm(drift_vf)
     if sde is None:
-        return terms
-    kind, levy, tol = sde
-    shape = jax.ShapeDtypeStruct(y0.shape, y0.dtype)
+        return dfx.ODETerm(drift_vf)
+    kind, levy, tol, ito = sde
+    terms = dfx.ODETerm(ito_drift_vf if ito else drift_vf)
+    shape = jax.ShapeDtypeStruct(model.noise_shape, y0.dtype)
     levy_kw = {} if levy is None else dict(levy_area=levy)
     if kind == "tree":
         bm = dfx.VirtualBrownianTree(t0, t1, tol=tol, shape=shape, key=key, **levy_kw)
@@ -39,7 +48,7 @@ def _terms(model, y0, aux, t0, t1, key, sde):
     aux_shape = jax.tree_util.tree_map(
         lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), aux
     )
-    return dfx.MultiTerm(terms, dfx.ControlTerm(diffusion_vf, StatePath(bm, aux_shape)))
+    return dfx.MultiTerm(terms, NoiseTerm(diffusion_vf, StatePath(bm, aux_shape)))
 
 
 def _warm_up(model, y0, t0, dt0, steps: int, active):

@@ -123,3 +123,23 @@ def has_error_estimate(solver: dfx.AbstractSolver) -> bool:
 
 def needs_levy_area(solver: dfx.AbstractSolver) -> bool:
     return isinstance(solver, _NEEDS_LEVY_AREA)
+
+
+#: What each SDE solver converges to for multiplicative noise (diffrax's documentation:
+#: Euler is Euler--Maruyama, Ito; Heun and EulerHeun converge to Stratonovich; SRA1 and
+#: ShARK are for additive noise only).
+_ITO = (dfx.Euler, dfx.ItoMilstein)
+_STRATONOVICH = (dfx.Heun, dfx.EulerHeun, dfx.StratonovichMilstein, dfx.Midpoint)
+
+
+def noise_calculus(solver: dfx.AbstractSolver, delayed: bool = False) -> str | None:
+    """`"ito"`, `"stratonovich"`, `"additive"` (additive-noise-only solvers) or `None`
+    (unknown) for a solver; delayed runs (`DelaySolver`: Euler--Maruyama, or Heun with
+    the noise at the step's start) are Ito."""
+    if delayed or isinstance(solver, _ITO):
+        return "ito"
+    if isinstance(solver, _STRATONOVICH):
+        return "stratonovich"
+    if isinstance(solver, _NEEDS_LEVY_AREA):
+        return "additive"
+    return None

@@ -25,6 +25,9 @@ for phases, `(osc, dim)` for unit vectors, `(2, osc)` for a sheet of second-orde
 (`y_delayed` is `None` for an undelayed model, else the per-sender delayed state
 $y_j(t - \tau_j)$, same shape as `y`); `diffusion(t, y)` the diagonal noise amplitude `g`
 in $dy = f\,dt + g\,dW$ (or `None`); `sender_delays` a `kl.Delays` (or `None`).
+Correlated noise: `noise_field(t, y)` (a `NoiseField`, else `None`) driven by a Brownian
+motion of shape `noise_shape`; multiplicative (Stratonovich) noise: `ito_correction(t, y)`
+(else `None`), added to the drift by solvers that converge to the Ito solution.
 
 **Optional.** `energy(y, t)` (a scalar; override it and `kl.energy` works),
 `energy_scale(y, t)` (the size of the energy's rounding error), `logged_energies(y, t)`
@@ -114,7 +117,26 @@ class AbstractModel(eqx.Module):
         """Deterministic vector field `dy/dt` at time `t` (same shape as `y`)."""
 
     def diffusion(self, t, y):
-        """Diagonal noise amplitude `g(t, y)` (same shape as `y`), or `None`."""
+        """Diagonal noise amplitude `g(t, y)` (same shape as `y`), or `None`. With
+        correlated noise (`noise_field`) it is each node's amplitude."""
+        return None
+
+    @property
+    def noise_shape(self) -> tuple[int, ...]:
+        """Shape of the standard Brownian motion driving the noise (default: the
+        state's; correlated noise may use more, e.g. `(osc + r,)` for r factors)."""
+        return tuple(self.state_shape)
+
+    def noise_field(self, t, y):
+        """Correlated noise: a `NoiseField` mapping the Brownian increment (shape
+        `noise_shape`) to the state's increment, or `None` (default) for diagonal
+        noise `diffusion(t, y) * dW`."""
+        return None
+
+    def ito_correction(self, t, y):
+        r"""Multiplicative noise read in the Stratonovich sense: the drift
+        $\tfrac12 \sum_{jk} b_{jk} \partial_j b_{ik}$ that Ito solvers add, or
+        `None` (default: additive noise, Ito = Stratonovich)."""
         return None
 
     @property

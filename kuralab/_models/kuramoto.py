@@ -80,7 +80,11 @@ class Kuramoto(AbstractPhaseModel):
     r"""The Kuramoto model with phase lag (Sakaguchi) and forcing.
 
     $$d\theta_i = \Big[\omega_i + \sum_j K_{ij}\sin(\theta_j(t - \tau_j) - \theta_i - \alpha)
-      + h_i(t)\sin(\psi_i - \theta_i)\Big] dt + \sqrt{2 D(t)}\, dW_i$$
+      + h_i(t)\sin(\psi_i - \theta_i)\Big] dt
+      + \sqrt{2 D(t)}\, Z(\theta_i) \circ dW_i$$
+
+    with $Z \equiv 1$ and independent $W_i$ unless `kl.Noise` says otherwise
+    (correlation across nodes, a phase sensitivity $Z$; Stratonovich).
 
     Coupling is row-i-receives; `kl.MeanField(K)` gives $K_{ij} = K/N$. The coupling sum is
     evaluated from phasors (`cos`, `sin` of each phase, two operator applications), so a
@@ -94,7 +98,8 @@ class Kuramoto(AbstractPhaseModel):
     - `lag`: Sakaguchi phase lag $\alpha$ in radians (default 0).
     - `forcing`: optional `kl.Forcing`.
     - `delays`: optional `kl.Delays` (per-sender transmission delays $\tau_j$).
-    - `noise`: optional `kl.Noise` (additive noise with diffusion coefficient $D$).
+    - `noise`: optional `kl.Noise` (diffusion coefficient $D$; independent or correlated
+      across nodes, additive or phase dependent).
 
     A model with noise needs `simulate(..., key=...)`; one with delays a fixed-step
     solver (`"euler"`, `"heun"`, `"rk4"`; `"euler"`/`"heun"` when also noisy).
@@ -175,6 +180,7 @@ class Kuramoto(AbstractPhaseModel):
             if not isinstance(noise, Noise):
                 raise TypeError(f"`noise` must be kl.Noise or None; got {noise!r}")
             _check_coef("noise.D", noise.D, n)
+            noise.check_size(n)
         self.omega = omega
         self.coupling = coupling
         self.lag = as_float_array(lag)
@@ -201,7 +207,21 @@ class Kuramoto(AbstractPhaseModel):
     def diffusion(self, t, y):
         if self.noise is None:
             return None
-        return self.noise.amplitude(t, (self.n_osc,))
+        if self.noise.is_additive:
+            return self.noise.amplitude(t, (self.n_osc,))
+        return self.noise.scale(t, y)
+
+    @property
+    def noise_shape(self) -> tuple[int, ...]:
+        if self.noise is None:
+            return (self.n_osc,)
+        return self.noise.brownian_shape(self.n_osc)
+
+    def noise_field(self, t, y):
+        return None if self.noise is None else self.noise.field(t, y)
+
+    def ito_correction(self, t, y):
+        return None if self.noise is None else self.noise.ito_correction(t, y)
 
     def coupling_term(self, t, theta, theta_senders=None):
         r"""$\sum_j K_{ij}\sin(\theta^{s}_j - \theta_i - \alpha)$, with sender phases
