@@ -280,12 +280,9 @@ def _run(model, y0, grid, events, key, *, solver, controller, max_steps, sde, t0
         return (model, Y_new, t_now, fired, times, stopped, acc, saved, result,
                 nsteps), None
 
-    acc0 = jax.eval_shape(
-        lambda: dfx.diffeqsolve(
-            terms, solver, t0, t1, dt0, Y0, args=(model, None),
-            saveat=dfx.SaveAt(ts=grid, fn=save), stepsize_controller=controller,
-            max_steps=max_steps,
-        ).ys
+    one = jax.eval_shape(save, grid[0], Y0, (model, None))
+    acc0 = jax.tree_util.tree_map(
+        lambda s: jax.ShapeDtypeStruct(grid.shape + s.shape, s.dtype), one
     )
     acc0 = jax.tree_util.tree_map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), acc0)
     carry = (
