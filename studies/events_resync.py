@@ -14,7 +14,7 @@ dR/dt = (K(t)/2 - gamma) R - (K(t)/2) R^3 holds exactly for any schedule K(t).
 
 Events (`kl.simulate_events`): `At(1, ScaleCoupling(0))` switches the coupling off,
 `At(1 + off, ScaleCoupling(1))` back on, and `When(R - frac R_inf, Stop, "up")` ends the
-run when R has climbed back to `frac` of its plateau (the crossing located by Newton on
+run when R has climbed back to `frac` of its plateau (the crossing located by bisection on
 RK4's dense output). The OA prediction: R stays at R_inf until t = 1, decays as
 R_inf exp(-gamma (t - 1)) while off, then recovers on the logistic law in R^2 from
 R_off = R_inf exp(-gamma off); the resynchronisation time is

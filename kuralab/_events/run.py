@@ -2,7 +2,7 @@
 
 The run is a sequence of segments, one diffrax solve each. A segment ends at the
 earliest pending `At` time (or `t1`), or earlier when a pending `When` condition
-crosses zero: diffrax's `Event` with an `optimistix.Newton` root finder locates the
+crosses zero: diffrax's `Event` with an `optimistix.Bisection` root finder locates the
 crossing on the solver's dense output. The fired events' actions then change the model
 and/or the state, and the next segment restarts from there. Each event fires at most
 once, so `len(events) + 1` segments always suffice: the loop is one `lax.scan` with a
@@ -188,6 +188,43 @@ def _select(pred, new, old):
     return jax.tree_util.tree_map(pick, new, old)
 
 
+def _summed(fn):
+    def g(y, args):
+        out, aux = fn(y, args)
+        return sum(jax.tree_util.tree_leaves(out)), aux
+    return g
+
+
+class _SummedBisection(optx.AbstractRootFinder):
+    """`optimistix.Bisection` on the sum of a PyTree of scalars. diffrax hands its root
+    finder one value per event condition with every condition but the triggered one
+    zeroed, and Bisection accepts only scalar functions; the sum is the triggered
+    condition."""
+
+    rtol: float
+    atol: float
+    norm = staticmethod(jnp.abs)
+
+    @property
+    def _inner(self):
+        return optx.Bisection(rtol=self.rtol, atol=self.atol)
+
+    def init(self, fn, y, args, options, f_struct, aux_struct, tags):
+        leaf = jax.tree_util.tree_leaves(f_struct)[0]
+        f_struct = jax.ShapeDtypeStruct((), leaf.dtype)
+        return self._inner.init(_summed(fn), y, args, options, f_struct, aux_struct, tags)
+
+    def step(self, fn, y, args, options, state, tags):
+        return self._inner.step(_summed(fn), y, args, options, state, tags)
+
+    def terminate(self, fn, y, args, options, state, tags):
+        return self._inner.terminate(_summed(fn), y, args, options, state, tags)
+
+    def postprocess(self, fn, y, aux, args, options, state, tags, result):
+        return self._inner.postprocess(_summed(fn), y, aux, args, options, state, tags,
+                                       result)
+
+
 def _when_fn(cond, i, active):
     def fn(t, y, args, **kwargs):  # diffrax passes t=, y=, args= by keyword
         y = args[0].retract(y)[0]
@@ -214,7 +251,10 @@ def _run(model, y0, grid, events, key, *, solver, controller, max_steps, sde, t0
     Y0 = model.pack(y0)
     terms = _terms(model, y0, Y0[1], t0, t1, key, sde)
     save = make_save_fn(save_fn)
-    root_finder = optx.Newton(rtol=root_tol, atol=root_tol)
+    # Bisection, not Newton: the sign change at the step ends brackets a root, and
+    # bisection keeps it bracketed even where the interpolant of R is not smooth
+    # within a step (unresolved fast oscillators: Newton then fails to converge).
+    root_finder = _SummedBisection(rtol=0.0, atol=root_tol)
 
     def segment(carry, k):
         model, Y, t, fired, times, stopped, acc, saved, result, nsteps = carry

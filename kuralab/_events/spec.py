@@ -80,8 +80,10 @@ class When(eqx.Module):
     - `name`: label in the event record (default `"<index>_when"`).
 
     The sign is tested at the end of every step; on a change the crossing time is then
-    located by Newton's method on the solver's dense output over that step
-    (diffrax's `Event` with an `optimistix.Newton` root finder), to `root_tol`. Each
+    located by bisection on the solver's dense output over that step (diffrax's
+    `Event` with an `optimistix.Bisection` root finder; the sign change brackets the
+    root, which Newton's method does not keep when the interpolant is not smooth within
+    a step), to `root_tol` in time and in `cond`. Each
     `When` fires at most once per run (a crossing, not a level: a condition that
     starts positive does not fire an `"up"` event until it has come down and gone up
     again).
