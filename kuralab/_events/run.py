@@ -225,11 +225,14 @@ class _SummedBisection(optx.AbstractRootFinder):
                                        result)
 
 
-def _when_fn(cond, i, active):
+def _when_fn(event, i, active):
+    hold = -1.0 if event.direction is False else 1.0  # the side it cannot fire from
+
     def fn(t, y, args, **kwargs):  # diffrax passes t=, y=, args= by keyword
         y = args[0].retract(y)[0]
-        c = jnp.asarray(cond(t, y))
-        return jnp.where(active[i], c, jnp.ones_like(c))
+        c = jnp.asarray(event.cond(t, y))
+        armed = active[i] if event.after is None else active[i] & (t >= event.after)
+        return jnp.where(armed, c, jnp.full_like(c, hold))
     return fn
 
 
@@ -265,7 +268,7 @@ def _run(model, y0, grid, events, key, *, solver, controller, max_steps, sde, t0
         event = None
         if whens:
             event = dfx.Event(
-                tuple(_when_fn(events[i].cond, i, active) for i in whens),
+                tuple(_when_fn(events[i], i, active) for i in whens),
                 root_finder,
                 tuple(events[i].direction for i in whens),
             )

@@ -77,6 +77,11 @@ class When(eqx.Module):
     - `action`: as for `kl.At`.
     - `direction`: `"up"` (fires when `cond` goes from <= 0 to > 0), `"down"` (from > 0 to
       <= 0) or `None`/`"both"` (any sign change; default).
+    - `after`: arm the condition only from this time on (default: from `t0`); before
+      it the condition counts as positive for `"up"`/`None` and negative for
+      `"down"`, so an `"up"` event fires at the first rise through zero after
+      `after` (not at `after` if `cond` is already positive there). E.g. the time to
+      resynchronise after the coupling comes back on at `t_on`: `after=t_on`.
     - `name`: label in the event record (default `"<index>_when"`).
 
     The sign is tested at the end of every step; on a change the crossing time is then
@@ -93,9 +98,10 @@ class When(eqx.Module):
     actions: tuple[AbstractAction, ...]
     direction: bool | None = eqx.field(static=True)
     name: str | None = eqx.field(static=True)
+    after: Float[Array, ""] | None
 
     def __init__(self, cond: Callable, action, *, direction: str | None = None,
-                 name: str | None = None):
+                 after: float | None = None, name: str | None = None):
         if not callable(cond):
             raise TypeError(
                 f"When `cond` must be a function cond(t, y) -> scalar; got "
@@ -109,6 +115,11 @@ class When(eqx.Module):
         self.actions = _actions(action, "When")
         self.direction = DIRECTIONS[direction]
         self.name = name
+        if after is not None:
+            after = jnp.asarray(after)
+            if after.ndim != 0 or (is_concrete(after) and not np.isfinite(np.asarray(after))):
+                raise ValueError(f"When `after` must be a finite scalar time; got {after}")
+        self.after = after
 
 
 class EventLog(eqx.Module):
@@ -162,6 +173,13 @@ def check_events(
             if not t0 <= t <= t1:
                 raise ValueError(
                     f"`events[{i}]` time t = {t:g} lies outside [t0, t1] = [{t0:g}, {t1:g}]"
+                )
+        if isinstance(ev, When) and ev.after is not None and is_concrete(ev.after):
+            t = float(ev.after)
+            if not t0 <= t <= t1:
+                raise ValueError(
+                    f"`events[{i}]` When `after` = {t:g} lies outside [t0, t1] = "
+                    f"[{t0:g}, {t1:g}]"
                 )
         if isinstance(ev, When):
             out = jax.eval_shape(ev.cond, jnp.asarray(t0, y0.dtype), y0)
