@@ -13,8 +13,8 @@ state lies on the Ott--Antonsen (OA) manifold, where (N -> infinity)
 dR/dt = (K(t)/2 - gamma) R - (K(t)/2) R^3 holds exactly for any schedule K(t).
 
 Events (`kl.simulate_events`): `At(1, ScaleCoupling(0))` switches the coupling off,
-`At(1 + off, ScaleCoupling(1))` back on, and `When(R - frac R_inf, Stop, "up")` ends the
-run when R has climbed back to `frac` of its plateau (the crossing located by bisection on
+`At(1 + off, ScaleCoupling(1))` back on, and `When(R - frac R_inf, Stop, "up",
+after=1 + off)` ends the run when R has climbed back to `frac` of its plateau (the crossing located by bisection on
 RK4's dense output). The OA prediction: R stays at R_inf until t = 1, decays as
 R_inf exp(-gamma (t - 1)) while off, then recovers on the logistic law in R^2 from
 R_off = R_inf exp(-gamma off); the resynchronisation time is
@@ -68,7 +68,7 @@ def run_n(n, Ks, gamma, off, frac, seeds, dt, t1, save_every):
             kl.At(T_OFF, kl.ScaleCoupling(0.0), name="off"),
             kl.At(T_OFF + off, kl.ScaleCoupling(1.0), name="on"),
             kl.When(lambda t, y: _R(t, y) - frac * R_inf, kl.Stop(), direction="up",
-                    name="resync"),
+                    after=T_OFF + off, name="resync"),
         ]
         tr = kl.simulate_events(
             kl.Kuramoto(omega, kl.MeanField(K)), theta0, t1=t1, dt=dt, events=events,

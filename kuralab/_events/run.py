@@ -22,7 +22,7 @@ its own record. Keeping the two apart leaves `simulate`'s compiled path untouche
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import diffrax as dfx
 import equinox as eqx
@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
+from jaxtyping import Array
 
 from .._custom_types import Key, RealLike
 from .._misc import is_concrete
@@ -195,34 +196,52 @@ def _summed(fn):
     return g
 
 
-class _SummedBisection(optx.AbstractRootFinder):
-    """`optimistix.Bisection` on the sum of a PyTree of scalars. diffrax hands its root
-    finder one value per event condition with every condition but the triggered one
-    zeroed, and Bisection accepts only scalar functions; the sum is the triggered
-    condition."""
+class _BracketState(eqx.Module):
+    lower: Array
+    upper: Array
+    flip: Array  # f(lower) > f(upper): f decreases across the bracket
+
+
+class _Bisection(optx.AbstractRootFinder):
+    """Bisection on `[lower, upper]` for diffrax's event root find, stopping when the
+    bracket is shorter than `atol + rtol |t|` (or stops shrinking in floating point).
+
+    Not `optimistix.Bisection`, for three reasons: diffrax hands the root finder one
+    value per event condition (all but the triggered one zeroed), and Bisection takes
+    only scalar functions (here: their sum); Bisection raises when `f(lower)` and
+    `f(upper)` are both non-negative, which diffrax produces for batch members with no
+    event (`f = t_next - t`, zero at `upper`) and for a condition exactly 0 at the
+    previous step; and Bisection also demands `|f| < atol`, which a rough interpolant
+    (unresolved fast oscillators) may never meet. Newton's method is no alternative
+    there either: it does not converge on such interpolants."""
 
     rtol: float
     atol: float
-    norm = staticmethod(jnp.abs)
-
-    @property
-    def _inner(self):
-        return optx.Bisection(rtol=self.rtol, atol=self.atol)
+    norm: Callable = eqx.field(static=True, default=jnp.abs)
 
     def init(self, fn, y, args, options, f_struct, aux_struct, tags):
-        leaf = jax.tree_util.tree_leaves(f_struct)[0]
-        f_struct = jax.ShapeDtypeStruct((), leaf.dtype)
-        return self._inner.init(_summed(fn), y, args, options, f_struct, aux_struct, tags)
+        fn = _summed(fn)
+        lower = jnp.asarray(options["lower"], y.dtype)
+        upper = jnp.asarray(options["upper"], y.dtype)
+        f_lo, _ = fn(lower, args)
+        f_up, _ = fn(upper, args)
+        return _BracketState(lower, upper, f_lo > f_up)
 
     def step(self, fn, y, args, options, state, tags):
-        return self._inner.step(_summed(fn), y, args, options, state, tags)
+        f, aux = _summed(fn)(y, args)
+        below = state.flip ^ (f < 0)  # the root lies above y
+        lower = jnp.where(below, y, state.lower)
+        upper = jnp.where(below, state.upper, y)
+        return lower + 0.5 * (upper - lower), _BracketState(lower, upper, state.flip), aux
 
     def terminate(self, fn, y, args, options, state, tags):
-        return self._inner.terminate(_summed(fn), y, args, options, state, tags)
+        width = state.upper - state.lower
+        mid = state.lower + 0.5 * width
+        stuck = (mid == state.lower) | (mid == state.upper)
+        return (width <= self.atol + self.rtol * jnp.abs(y)) | stuck, optx.RESULTS.successful
 
     def postprocess(self, fn, y, aux, args, options, state, tags, result):
-        return self._inner.postprocess(_summed(fn), y, aux, args, options, state, tags,
-                                       result)
+        return y, aux, {}
 
 
 def _when_fn(event, i, active):
@@ -256,8 +275,8 @@ def _run(model, y0, grid, events, key, *, solver, controller, max_steps, sde, t0
     save = make_save_fn(save_fn)
     # Bisection, not Newton: the sign change at the step ends brackets a root, and
     # bisection keeps it bracketed even where the interpolant of R is not smooth
-    # within a step (unresolved fast oscillators: Newton then fails to converge).
-    root_finder = _SummedBisection(rtol=0.0, atol=root_tol)
+    # within a step (see _Bisection).
+    root_finder = _Bisection(rtol=0.0, atol=root_tol)
 
     def segment(carry, k):
         model, Y, t, fired, times, stopped, acc, saved, result, nsteps = carry
