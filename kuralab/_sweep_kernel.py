@@ -283,7 +283,8 @@ def _events_of(cfg: Config) -> list:
     out = []
     for e in cfg.events:
         action = {"coupling": lambda: ScaleCoupling(e.scale),
-                  "kick": lambda: Kick(e.delta), "stop": Stop}[e.action]()
+                  "kick": lambda: Kick(e.delta), "stop": Stop,
+                  "record": list}[e.action]()
         if e.at is not None:
             out.append(At(e.at, action, name=e.name))
         else:

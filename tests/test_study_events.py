@@ -63,6 +63,9 @@ def test_events_parse_and_round_trip():
     assert spec.events[2].threshold() == (">", 0.999) and spec.events[2].after == 2.0
     assert parse_spec(spec.to_toml()) == spec
     assert parse_spec(BASE).events == ()
+    rec = parse_spec(BASE + '\n[[events]]\nwhen = "R < 0.5"\naction = "record"\n')
+    assert rec.events[0].action == "record" and rec.events[0].threshold() == ("<", 0.5)
+    assert rec.events[0].name == "event0"
 
 
 @pytest.mark.parametrize(

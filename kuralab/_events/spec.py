@@ -21,8 +21,6 @@ DIRECTIONS = {None: None, "both": None, "up": True, "down": False}
 
 def _actions(action, who: str) -> tuple[AbstractAction, ...]:
     acts = tuple(action) if isinstance(action, list | tuple) else (action,)
-    if not acts:
-        raise ValueError(f"{who} needs at least one action (e.g. kl.Stop())")
     for a in acts:
         if not isinstance(a, AbstractAction):
             raise TypeError(
@@ -41,7 +39,7 @@ class At(eqx.Module):
 
     - `t`: the time (same units as `t0`, `t1`); must lie in `[t0, t1]`.
     - `action`: a `kl.ScaleCoupling`, `kl.RemoveEdges`, `kl.Kick`, `kl.SetParameter`,
-      `kl.Stop`, or a list of them.
+      `kl.Stop`, or a list of them (an empty list only records the time).
     - `name`: label in the event record (default `"<index>_at"`).
 
     The integration stops exactly at `t` (the step before is shortened), the state saved

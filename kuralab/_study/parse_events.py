@@ -5,7 +5,7 @@ one-line `SpecError`s naming the key path (`events[1].at = 120.0: ...`).
 [[events]]
 name = "off"          # optional; labels the result's `event` coordinate
 at = 50.0             # a time in [solve.t0, solve.t1] ...
-action = "coupling"   # "coupling" (K -> scale K), "kick" (theta += delta), "stop"
+action = "coupling"   # "coupling" (K -> scale K), "kick" (theta += delta), "stop", "record"
 scale = 0.0
 
 [[events]]

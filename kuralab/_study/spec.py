@@ -501,7 +501,9 @@ def _to_toml(spec: StudySpec) -> str:
 # ---------------------------------------------------------------------------------
 
 #: Event actions a spec may name -> the key holding their value (None: no value).
-EVENT_ACTIONS: dict[str, str | None] = {"coupling": "scale", "kick": "delta", "stop": None}
+EVENT_ACTIONS: dict[str, str | None] = {
+    "coupling": "scale", "kick": "delta", "stop": None, "record": None,
+}
 
 
 @dataclass(frozen=True)
@@ -509,7 +511,8 @@ class EventSpec:
     """One `[[events]]` table: `at` a time, or `when` a threshold crossing of the order
     parameter (`"R > 0.8"` fires as R rises through 0.8, `"R < 0.3"` as it falls
     through 0.3); `action` `"coupling"` (strength = `scale` x the model's K),
-    `"kick"` (every phase += `delta` rad) or `"stop"`; `name` labels the `event`
+    `"kick"` (every phase += `delta` rad), `"stop"` or `"record"` (only the time is
+    recorded); `name` labels the `event`
     coordinate of the result (default `event<i>`); `after` arms a `when` event only
     from that time on (`kl.When(after=...)`)."""
 
