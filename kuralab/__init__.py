@@ -56,6 +56,17 @@ _EXPORTS = {
         "lyapunov_hypotheses",
         "phase_potential",
     ),
+    "_events": (
+        "At",
+        "EventLog",
+        "Kick",
+        "RemoveEdges",
+        "ScaleCoupling",
+        "SetParameter",
+        "Stop",
+        "When",
+        "simulate_events",
+    ),
     "_integrate": (
         "RESULTS",
         "RK4",
@@ -173,6 +184,17 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         estimate_critical_coupling as estimate_critical_coupling,
     )
     from ._delays import Delays as Delays
+    from ._events import (
+        At as At,
+        EventLog as EventLog,
+        Kick as Kick,
+        RemoveEdges as RemoveEdges,
+        ScaleCoupling as ScaleCoupling,
+        SetParameter as SetParameter,
+        Stop as Stop,
+        When as When,
+        simulate_events as simulate_events,
+    )
     from ._energy import (
         akorn_logged_energy as akorn_logged_energy,
         check_lyapunov as check_lyapunov,

@@ -262,6 +262,31 @@ def trajectory_to_dataset(traj, batch_dims: Sequence[str] | None = None) -> xr.D
                     attrs[key] = single.item()
     if getattr(traj, "result", None) is not None:
         attrs["result"] = _result_summary(traj.result)
+    log = getattr(traj, "events", None)
+    if log is not None:
+        _add_events(log, bdims, data_vars, coords)
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def _add_events(log, bdims, data_vars, coords) -> None:
+    """The record of `kl.simulate_events`: `event_time`, `event_fired` on an `event`
+    coordinate of labels (with `event_kind` beside it) and `t_end`."""
+    coords["event"] = xr.Variable("event", np.asarray(log.names, dtype=str))
+    coords["event_kind"] = xr.Variable("event", np.asarray(log.kinds, dtype=str))
+    dims = tuple(bdims) + ("event",)
+    data_vars["event_time"] = xr.Variable(
+        dims, np.asarray(log.times),
+        {"units": names.UNITS[names.TIME][0],
+         "long_name": "time the event fired (NaN: it never did)"},
+    )
+    data_vars["event_fired"] = xr.Variable(
+        dims, np.asarray(log.fired).astype(np.int8),
+        {"units": "1", "long_name": "1 if the event fired, else 0"},
+    )
+    data_vars["t_end"] = xr.Variable(
+        tuple(bdims), np.asarray(log.t_end),
+        {"units": names.UNITS[names.TIME][0],
+         "long_name": "time the run ended (t1, or the time of a Stop event)"},
+    )
 
 

@@ -66,6 +66,9 @@ OBSERVABLES: dict[str, tuple[str, str]] = {
         "standard error of the largest Lyapunov exponent (block means)",
     ),
 }
+#: The study events' record (`[[events]]`): time each event fired, NaN if never.
+EVENT_TIME = "event_time"
+OBSERVABLES[EVENT_TIME] = ("1", "time the event fired (NaN: it never did)")
 #: Reductions that need phases (winding numbers, the mean field's phase).
 PHASE_ONLY = (nm.OMEGA_EFF, nm.OMEGA_STD, nm.OMEGA_Z, nm.LOCKED, nm.PSI_T, nm.TURNS)
 #: Reductions with a `time` dimension (the saves of the recorded span).
@@ -94,6 +97,7 @@ class Config:
     lock_tol: float | None
     throw: bool = False
     record: str = "window"
+    events: tuple = ()  # study [[events]] (EventSpec-like records): see _events_of
 
 
 def call_make(cfg: Config, params: dict) -> tuple[AbstractModel, Array]:
@@ -169,6 +173,8 @@ def run_point(cfg: Config, model, y0, key) -> tuple[dict, Array]:
             out[nm.STATE] = y
         return out
 
+    if cfg.events:
+        return _run_point_delayed(cfg, model, y0, key, save)
     if model.sender_delays is not None:
         if {nm.LYAPUNOV, nm.LYAPUNOV_STDERR} & want:
             raise ValueError(
@@ -263,21 +269,48 @@ def _largest_exponent(cfg: Config, model, start, key) -> dict:
     return out
 
 
+def _threshold_fn(level: float):
+    def cond(t, y):
+        return jnp.abs(order_parameter(y)) - level
+    return cond
+
+
+def _events_of(cfg: Config) -> list:
+    """kl.At / kl.When from the study's `[[events]]` records (duck-typed
+    `kuralab._study.spec.EventSpec`: this module sits below `_study`)."""
+    from ._events import At, Kick, ScaleCoupling, Stop, When
+
+    out = []
+    for e in cfg.events:
+        action = {"coupling": lambda: ScaleCoupling(e.scale),
+                  "kick": lambda: Kick(e.delta), "stop": Stop,
+                  "record": list}[e.action]()
+        if e.at is not None:
+            out.append(At(e.at, action, name=e.name))
+        else:
+            op, level = e.threshold()
+            out.append(When(_threshold_fn(level), action, after=e.after,
+                            direction="up" if op == ">" else "down", name=e.name))
+    return out
+
+
 def _run_point_delayed(cfg: Config, model, y0, key, save) -> tuple[dict, Array]:
+    """One simulation over [t0, t1] saving on the grid, the window's reductions from
+    the saves: models with delays (the history carries into the window), and runs with
+    study events (`kl.simulate_events`; `event_time` joins the outputs)."""
     noisy = model.diffusion(cfg.t0, y0) is not None
     phase = isinstance(model, AbstractPhaseModel)
-    traj = simulate(
-        model,
-        y0,
-        t0=cfg.t0,
-        t1=cfg.t1,
-        dt=cfg.dt,
-        solver=cfg.solver,
-        saveat=SaveAt(every=cfg.save_every),
-        key=segment_key(key, 1) if noisy else None,
-        brownian=cfg.brownian,
+    common = dict(
+        t0=cfg.t0, t1=cfg.t1, dt=cfg.dt, solver=cfg.solver,
+        saveat=SaveAt(every=cfg.save_every), key=segment_key(key, 1) if noisy else None,
         throw=cfg.throw,
     )
+    if cfg.events:
+        from ._events import simulate_events
+
+        traj = simulate_events(model, y0, events=_events_of(cfg), **common)
+    else:
+        traj = simulate(model, y0, brownian=cfg.brownian, **common)
     w = delayed_window_start(cfg)
     saved = jax.vmap(save)(traj.ts, traj.ys)
     if phase and nm.TURNS in cfg.observe:
@@ -295,6 +328,8 @@ def _run_point_delayed(cfg: Config, model, y0, key, save) -> tuple[dict, Array]:
     out = _reduce(cfg, phase, in_window, series, start, unwrapped, window)
     if nm.FINAL in cfg.observe:
         out[nm.FINAL] = traj.final
+    if cfg.events:
+        out[EVENT_TIME] = traj.events.times
     out[nm.RESULT] = traj.result._value
     return out, traj.final
 

@@ -31,6 +31,7 @@ __all__ = [
     "finite_size_incoherent_R",
     "order_parameter",
     "ott_antonsen",
+    "ott_antonsen_time",
 ]
 
 
@@ -304,6 +305,46 @@ def _ott_antonsen(t: Array, R0: Array, K: Array, gamma: Array) -> Array:
     # neither R0 -> 0 nor large |x| produces 0/0 or inf/inf (R0 = 0 gives R = 0).
     decay = jnp.exp(-x - 2.0 * jnp.log(R0))
     return jax.lax.rsqrt(decay + 2.0 * b * t * phi)
+
+
+def ott_antonsen_time(
+    R0: RealLike, r: RealLike, K: RealLike, scale: RealLike = 1.0
+) -> RealArray:
+    r"""Time for $R$ to go from `R0` to `r` on the Ott--Antonsen manifold (Lorentzian
+    $g$ of width $\gamma$, $N \to \infty$): the inverse of `ott_antonsen` in $t$.
+
+    With $u = R^{-2}$, $\dot u = -2au + 2b$ ($a = K/2 - \gamma$, $b = K/2$), so
+    $u(t) = u_\infty + (u_0 - u_\infty) e^{-2at}$ with $u_\infty = b/a$ and
+
+    $$t = \frac{1}{2a} \ln\frac{u_0 - u_\infty}{u_r - u_\infty}
+        \quad (a \ne 0), \qquad t = \frac{u_r - u_0}{2b} \quad (a = 0).$$
+
+    Above $K_c = 2\gamma$ this is the time to resynchronise from `R0` up to
+    `r` $< R_\infty = \sqrt{1 - 2\gamma/K}$, a logistic law in $R^2$; with $K = 0$ it is
+    the free decay $R = R_0 e^{-\gamma t}$.
+
+    **Arguments:** `R0`, `r` in $(0, 1]$, `K` >= 0, `scale` $= \gamma > 0$; broadcast
+    together.
+
+    **Returns:** $t$ (model time units); NaN where `r` is not reached from `R0` (on the
+    other side of $R_\infty$, or approached only as $t \to \infty$).
+    """
+    dtype = jnp.result_type(jnp.asarray(R0), jnp.asarray(r), jnp.asarray(K), float)
+    R0 = _as_float("R0", R0).astype(dtype)
+    r = _as_float("r", r).astype(dtype)
+    K = _as_float("K", K).astype(dtype)
+    gamma = _check_scale(scale).astype(dtype)
+    for name, v in (("R0", R0), ("r", r)):
+        if is_concrete(v) and np.any((np.asarray(v) <= 0) | (np.asarray(v) > 1)):
+            raise ValueError(f"`{name}` must lie in (0, 1]; got {v}")
+    a = 0.5 * K - gamma
+    b = 0.5 * K
+    u0, ur = R0**-2, r**-2
+    a_safe = jnp.where(a == 0, 1.0, a)
+    u_inf = b / a_safe
+    ratio = (u0 - u_inf) / (ur - u_inf)
+    t = jnp.where(a == 0, (ur - u0) / (2 * b), jnp.log(ratio) / (2 * a_safe))
+    return jnp.where(jnp.isfinite(t) & (t >= 0) & ((a == 0) | (ratio > 0)), t, jnp.nan)
 
 
 # ---------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from ._theory_mean_field import (
     finite_size_incoherent_R as finite_size_incoherent_R,
     order_parameter as order_parameter,
     ott_antonsen as ott_antonsen,
+    ott_antonsen_time as ott_antonsen_time,
 )
 from ._theory_noise import (
     noisy_critical_coupling as noisy_critical_coupling,
@@ -69,6 +70,7 @@ __all__ = [
     "locking_threshold",
     "order_parameter",
     "ott_antonsen",
+    "ott_antonsen_time",
     "two_oscillator_locking",
     "von_mises_density",
     "von_mises_mean_cos",

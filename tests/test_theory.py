@@ -689,3 +689,27 @@ def test_delayed_sync_frequencies_roots_and_stability():
         assert stable.any()
     # tau = 6: several branches coexist
     assert len(kl.theory.delayed_sync_frequencies(1.0, 1.0, 6.0)[0]) >= 3
+
+
+@pytest.mark.parametrize(
+    "K, R0, r",
+    [(3.0, 0.2, 0.7), (1.5, 0.3, 0.55), (0.0, 0.8, 0.3), (1.0, 0.5, 0.3), (0.6, 0.5, 0.2)],
+)
+def test_ott_antonsen_time_inverts_ott_antonsen(x64, K, R0, r):
+    # above K_c rising to r < R_inf, at K_c = 2 gamma (a = 0), below K_c and at K = 0
+    # (free decay R0 e^{-gamma t}) decaying: R(t(r)) = r to rounding
+    t = theory.ott_antonsen_time(R0, r, K, 0.5)
+    assert float(t) > 0
+    np.testing.assert_allclose(theory.ott_antonsen(t, R0, K, 0.5), r, rtol=1e-12)
+    if K == 0.0:
+        np.testing.assert_allclose(t, np.log(R0 / r) / 0.5, rtol=1e-12)
+
+
+def test_ott_antonsen_time_unreachable_is_nan():
+    # R_inf(K = 1.5, gamma = 0.5) = 0.577: 0.5 -> 0.3 (below it) and 0.2 -> 0.9
+    # (above it) are never reached; neither is a rise below K_c
+    t = theory.ott_antonsen_time(jnp.array([0.5, 0.2, 0.2]), jnp.array([0.3, 0.9, 0.4]),
+                                 jnp.array([1.5, 1.5, 0.6]), 0.5)
+    assert np.all(np.isnan(np.asarray(t)))
+    with pytest.raises(ValueError, match=r"`r` must lie in \(0, 1\]"):
+        theory.ott_antonsen_time(0.5, 1.2, 3.0, 0.5)

@@ -84,6 +84,8 @@ class Trajectory(eqx.Module):
     - `model`: the model that was integrated.
     - `solver`, `dt`, `t0`, `t1`, `burn_in`: how it was integrated (static metadata;
       nothing was saved before `t0 + burn_in`).
+    - `events`: a `kl.EventLog` from `kl.simulate_events` (when each event fired),
+      `None` from `kl.simulate`.
 
     Under `jax.vmap` every array gains leading batch axes.
     """
@@ -101,6 +103,7 @@ class Trajectory(eqx.Module):
     t0: float = eqx.field(static=True)
     t1: float = eqx.field(static=True)
     burn_in: float = eqx.field(static=True, default=0.0)
+    events: Any = None
 
     @property
     def succeeded(self):

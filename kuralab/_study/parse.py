@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import limits as lim
 from ._table import _is_number, _show, _Table
+from .parse_events import parse_events
 from .parse_model import _parse_model, _parse_study
 from .spec import (
     KIND_PARAMETERS,
@@ -429,7 +430,9 @@ def parse_spec(text: str, *, limits: lim.Limits | None = None) -> StudySpec:
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"invalid TOML: {' '.join(str(e).split())}") from None
     limits = lim.Limits.from_env() if limits is None else limits
-    root = _Table("", data, ("study", "model", "sweep", "solve", "observe", "output"))
+    root = _Table(
+        "", data, ("study", "model", "sweep", "solve", "observe", "output", "events")
+    )
     study = _parse_study(root)
     model, given = _parse_model(root)
     sweep = _parse_sweep(root, model.kind, limits)
@@ -443,6 +446,7 @@ def parse_spec(text: str, *, limits: lim.Limits | None = None) -> StudySpec:
             "model for its leading exponent"
         )
     output = _parse_output(root, study.name)
+    events = parse_events(data, solve, model, sweep, observe)
     spec = StudySpec(
         study=study,
         model=model,
@@ -450,6 +454,7 @@ def parse_spec(text: str, *, limits: lim.Limits | None = None) -> StudySpec:
         solve=solve,
         observe=observe,
         output=output,
+        events=events,
     )
     lim.check_sizes(spec, limits)
     return spec

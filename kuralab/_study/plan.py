@@ -32,7 +32,7 @@ from .._models.kuramoto import Kuramoto
 from .._models.sphere import BlockOmega, SphereKuramoto, random_sphere
 from .._noise import Noise
 from .._sampling import random_phases, sample_frequencies
-from .._sweep_kernel import OBSERVABLES, Config, batch
+from .._sweep_kernel import EVENT_TIME, OBSERVABLES, Config, batch
 from . import network as net
 from .spec import (
     FULL_CIRCLE,
@@ -74,6 +74,7 @@ _LONG_NAMES = {
     nm.THETA: "oscillator phase, wrapped to [-pi, pi)",
     nm.STATE: "oscillator state, a unit vector in R^dim",
     nm.OMEGA: "natural frequency omega",
+    EVENT_TIME: "time the [[events]] entry fired (NaN: it never did)",
 }
 #: Variables a study Dataset may hold: name -> (units, long_name).
 VARIABLES = {
@@ -215,6 +216,8 @@ def observed(spec: StudySpec) -> tuple[str, ...]:
         names += [nm.TRAJECTORY] + ([nm.TURNS] if phase else [])
     if o.lyapunov:
         names += [nm.LYAPUNOV, nm.LYAPUNOV_STDERR]
+    if spec.events:
+        names += [EVENT_TIME]
     return tuple(names)
 
 
@@ -238,6 +241,7 @@ def kernel_config(spec: StudySpec, n: int | None = None) -> Config:
         lock_tol=None,
         throw=False,
         record="run",
+        events=spec.events,
     )
 
 
@@ -401,6 +405,7 @@ _EXTRA = {
     nm.ENERGY_T: (nm.TIME,),
     nm.PSI_T: (nm.TIME,),
     nm.TURNS: (nm.TIME, nm.OSC),
+    EVENT_TIME: ("event",),
 }
 
 
@@ -429,6 +434,8 @@ def combine(spec: StudySpec, g: Grid, parts: list[dict]) -> xr.Dataset:
             data[nm.STATE if sphere else nm.THETA] = ([*dims, *state], value)
         else:
             data[name] = ([*dims, *_EXTRA.get(name, ())], value)
+    if spec.events:
+        coords["event"] = np.asarray([e.name for e in spec.events])
     if any(nm.TIME in d for d, _ in data.values()):
         coords[nm.TIME] = spec.solve.save_times()
     if spec.observe.trajectories:

@@ -352,6 +352,7 @@ class StudySpec:
     solve: SolveSpec
     observe: ObserveSpec
     output: OutputSpec
+    events: tuple[EventSpec, ...] = ()  # [[events]] (issue 20); () when there are none
 
     @property
     def num_points(self) -> int:
@@ -490,8 +491,51 @@ def _to_toml(spec: StudySpec) -> str:
         _toml_table("solve", dataclasses.asdict(spec.solve).items()),
         _toml_table("observe", observe),
         _toml_table("output", dataclasses.asdict(spec.output).items()),
+        *[_event_toml(e) for e in spec.events],
     ]
     return "\n".join(parts)
+
+
+# ---------------------------------------------------------------------------------
+# Events (issue 20): [[events]] tables, parsed by kuralab._study.parse_events
+# ---------------------------------------------------------------------------------
+
+#: Event actions a spec may name -> the key holding their value (None: no value).
+EVENT_ACTIONS: dict[str, str | None] = {
+    "coupling": "scale", "kick": "delta", "stop": None, "record": None,
+}
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """One `[[events]]` table: `at` a time, or `when` a threshold crossing of the order
+    parameter (`"R > 0.8"` fires as R rises through 0.8, `"R < 0.3"` as it falls
+    through 0.3); `action` `"coupling"` (strength = `scale` x the model's K),
+    `"kick"` (every phase += `delta` rad), `"stop"` or `"record"` (only the time is
+    recorded); `name` labels the `event`
+    coordinate of the result (default `event<i>`); `after` arms a `when` event only
+    from that time on (`kl.When(after=...)`)."""
+
+    name: str
+    action: str
+    at: float | None = None
+    when: str | None = None
+    after: float | None = None
+    scale: float | None = None
+    delta: float | None = None
+
+    def threshold(self) -> tuple[str, float]:
+        """`(">" or "<", level)` of a `when` event."""
+        op, level = self.when.split()[1:]
+        return op, float(level)
+
+
+def _event_toml(e: EventSpec) -> str:
+    return "[[events]]\n" + "".join(
+        f"{k} = {_toml_value(v)}\n"
+        for k, v in dataclasses.asdict(e).items()
+        if v is not None
+    )
 
 
 def _num_steps(t0: float, t1: float, dt: float) -> int:
