@@ -230,8 +230,7 @@ def estimate(spec, itemsize: int = 4) -> Estimate:
     mem: dict[str, int] = {}
     mem["model.n"] = _STATE_COPIES * state + (n * b if m.noisy else 0)
     if m.delayed:
-        taus = spec.axis_values("tau")
-        slots = math.ceil(max(taus) / (s.dt if s.dt > 0 else 1)) + 2
+        slots = math.ceil(spec.max_delay() / (s.dt if s.dt > 0 else 1)) + 2
         # the Hermite history keeps the value and the derivative in every slot
         mem["model.delays.tau"] = 2 * slots * state
         # delayed models keep every saved state (phase, winding number and the
