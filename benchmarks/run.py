@@ -70,8 +70,8 @@ FULL = {
     "W3": dict(N=500, nK=64, steps=2000, dt=0.01, kuramoto_subset=4),
     "W4": dict(N=1000, steps=5000, dt=0.01),
     "W5": dict(N=100, steps=5000, dt=0.01),
-    "W6": dict(N=10_000, k=10, steps=200, dt=0.01, N_jitcdde=100, T_jitcdde=5.0,
-               jitcdde_tol=1e-6),
+    "W6": dict(N=10_000, k=10, steps=100, dt=0.01, N_jitcdde=100, T_jitcdde=5.0,
+               jitcdde_tol=1e-6, pairs=7),
     "C": dict(cases=("meanfield", "dense", "noise", "delay", "sweep"), evidence=True),
     "S": dict(
         grid={
@@ -96,7 +96,7 @@ QUICK = {
     "W4": dict(N=300, steps=1000, dt=0.01),
     "W5": dict(N=50, steps=1000, dt=0.01),
     "W6": dict(N=1000, k=10, steps=50, dt=0.01, N_jitcdde=20, T_jitcdde=2.0,
-               jitcdde_tol=1e-6),
+               jitcdde_tol=1e-6, pairs=3),
     "C": dict(cases=("meanfield",), evidence=False),
     "S": dict(grid={"meanfield": [100, 3000], "dense": [100, 300], "sparse": [1000], "lattice": [1024]}),
     "G": dict(N_gpu=1_000_000, N_cpu=100_000, steps=20, ensemble=256, ensemble_steps=50),

@@ -23,6 +23,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from ._coupling import DenseCoupling, MeanField, SparseCoupling
+from ._fastmath import sincos
 from ._misc import check_finite, is_concrete
 from ._schedules import evaluate
 
@@ -210,10 +211,15 @@ def edge_coupling_term(coupling, t, theta, theta_edges, lag):
     if isinstance(coupling, SparseCoupling):
         w = coupling.weights.astype(theta.dtype)
         arg = theta_edges - theta[coupling.receivers] - lag
-        out = jax.ops.segment_sum(w * jnp.sin(arg), coupling.receivers, num_segments=n)
+        out = jax.ops.segment_sum(w * _sin(arg), coupling.receivers, num_segments=n)
         return evaluate(coupling.strength, t) * out
     arg = theta_edges.reshape(n, n) - theta[:, None] - lag
     if isinstance(coupling, MeanField):
-        return evaluate(coupling.K, t) * jnp.mean(jnp.sin(arg), axis=1)
+        return evaluate(coupling.K, t) * jnp.mean(_sin(arg), axis=1)
     w = coupling.matrix.astype(theta.dtype)
-    return evaluate(coupling.strength, t) * jnp.sum(w * jnp.sin(arg), axis=1)
+    return evaluate(coupling.strength, t) * jnp.sum(w * _sin(arg), axis=1)
+
+
+def _sin(x):
+    # kuralab's vectorised polynomial sine (XLA's CPU sin is scalar; see _fastmath)
+    return sincos(x)[0]
