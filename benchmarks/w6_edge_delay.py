@@ -242,7 +242,7 @@ def run_w6(ctx) -> list[Result]:
             compile_s=build_s,
             repeats=None,
             note=(f"jitcdde {peers.version('jitcdde')}: adaptive Bogacki-Shampine, atol = "
-                  f"rtol = {tol:g}, step_on_discontinuities; {note}; build {build_s:.0f} s"),
+                  f"rtol = {tol:g}, stepping onto each t = tau_e; {note}; build {build_s:.0f} s"),
         )
 
     ctx.peer(rp, setup, phase_check(yref_j, TOL))
