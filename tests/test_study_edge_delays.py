@@ -67,11 +67,16 @@ def test_edge_delay_spec_parses_and_round_trips():
     assert spec.model.edge_delayed and d.speed is None and d.distance == "arc"
     assert spec.sweep.values("speed") == (0.3, 2.0)
     assert parse_spec(spec.to_toml()) == spec
-    # the history bound: the longest arc (pi R, n even) at the slowest speed
-    assert spec.max_delay() == pytest.approx(np.pi / 0.3)
+    # the history bound: the longest coupled arc (k = 2 of 16: 2 * 2 pi R / 16) at the
+    # slowest speed; mean field couples every pair (pi R)
+    assert spec.max_delay() == pytest.approx(4 * np.pi / 16 / 0.3)
+    mf = parse_spec(edit('kind = "sparse"\ngraph = "ring"\nk = 2\nnormalize = "degree"\n',
+                         'kind = "mean_field"\n'))
+    assert mf.max_delay() == pytest.approx(np.pi / 0.3)
     fixed = parse_spec(edit('distance = "arc"', 'distance = "chord"\nspeed = 1.5',
                             edit("speed = [0.3, 2.0]", "lag = [0.0]")))
-    assert fixed.model.delays.speed == 1.5 and fixed.max_delay() == pytest.approx(2 / 1.5)
+    chord = 2 * np.sin(2 * np.pi / 16)  # two positions apart
+    assert fixed.model.delays.speed == 1.5 and fixed.max_delay() == pytest.approx(chord / 1.5)
     # a uniform [model.delays] is unchanged (no kind written)
     assert "kind" not in parse_spec(
         edit('kind = "edges"\nradius = 1.0\ndistance = "arc"', "tau = 0.5",
@@ -91,6 +96,8 @@ def test_edge_delay_spec_parses_and_round_trips():
         ("speed = [0.3, 2.0]", "lag = [0.0]", r"model.delays.speed: missing"),
         ("dt = 0.1", "dt = 0.2", r"solve.dt = 0.2: expected a step <= the shortest edge "
          r"delay 0.19635"),
+        ('kind = "sparse"\ngraph = "ring"\nk = 2\n', 'kind = "lattice"\nkernel = [1, 0, 1]\n'
+         'shape = [16]\n', r'model.delays.kind = "edges": expected a coupling with edges'),
     ],
 )
 def test_edge_delay_spec_errors(old, new, match):

@@ -224,6 +224,12 @@ def _parse_solve(
                 )
     solver = t.string("solver", default=default, choices=solvers)
     if delayed and model.edge_delayed:
+        if model.coupling.kind not in ("mean_field", "dense", "sparse"):
+            raise SpecError(
+                f'model.delays.kind = "edges": expected a coupling with edges '
+                f'(model.coupling.kind = "mean_field", "dense" or "sparse"); got '
+                f"{_show(model.coupling.kind)}"
+            )
         if "speed" in sweep.names and min(sweep.values("speed")) <= 0:
             raise SpecError(
                 f"sweep.speed = {_show(list(sweep.values('speed')))}: expected numbers "

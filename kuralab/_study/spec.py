@@ -205,15 +205,17 @@ class EdgeDelaySpec:
     def tau(self) -> float:
         return 0.0  # no single delay: the edges' delays follow from the speed
 
-    def distance_bounds(self, n: int) -> tuple[float, float]:
+    def distance_bounds(self, n: int, hops: int | None = None) -> tuple[float, float]:
         """Smallest and largest distance between two of `n` oscillators on the circle
-        (a lower and an upper bound on every edge's)."""
+        at most `hops` positions apart (default: any two): a lower and an upper bound
+        on every edge's."""
         if n < 2:
             return (math.inf, 0.0)
+        far = n // 2 if hops is None else max(1, min(int(hops), n // 2))
         r = self.radius
         if self.distance == "arc":
-            return (2 * math.pi * r / n, 2 * math.pi * r * (n // 2) / n)
-        return (2 * r * math.sin(math.pi / n), 2 * r * math.sin(math.pi * (n // 2) / n))
+            return (2 * math.pi * r / n, 2 * math.pi * r * far / n)
+        return (2 * r * math.sin(math.pi / n), 2 * r * math.sin(math.pi * far / n))
 
 
 @dataclass(frozen=True)
@@ -440,8 +442,17 @@ class StudySpec:
         if not m.edge_delayed:
             return max(self.axis_values("tau"))
         sizes = (n,) if n is not None else (self.sweep.sizes or (m.n,))
-        longest = max(m.delays.distance_bounds(int(k))[1] for k in sizes)
+        net = m.coupling.network
+        # a generated ring couples only oscillators within k positions
+        ring = net is not None and net.graph == "ring" and net.file is None
+        hops = net.k if ring else None
+        longest = max(m.delays.distance_bounds(int(k), hops)[1] for k in sizes)
         return longest / min(self.axis_values("speed"))
+
+    def edge_count(self, n: int) -> int:
+        """Edges of the coupling on `n` oscillators (mean field: every pair)."""
+        net = self.model.coupling.network
+        return n * n if net is None or net.kind == "dense" else net.edge_count(n)
 
     def to_toml(self) -> str:
         """The spec as canonical TOML text; `parse_spec(spec.to_toml()) == spec`."""
