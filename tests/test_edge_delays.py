@@ -214,6 +214,20 @@ def test_grad_through_edge_delays_and_speed_matches_finite_difference(x64):
     np.testing.assert_allclose(g, (fd_K, fd_v), rtol=1e-5)
     assert abs(float(g[1])) > 1e-4  # the delay derivative is not trivially zero
 
+    # d/dtau_e directly: the gradient along a direction in edge-delay space
+    tau0 = jnp.asarray(np.random.default_rng(12).uniform(0.2, 0.9, r.size))
+    direction = jnp.asarray(np.random.default_rng(13).normal(size=r.size))
+
+    def by_tau(tau):
+        model = kl.Kuramoto(omega, kl.SparseCoupling(r, s, w, n=n, strength=1.5),
+                            delays=kl.EdgeDelays(tau, max_delay=1.0))
+        tr = kl.simulate(model, y0, t1=4.0, dt=0.05, saveat=kl.SaveAt(final=True))
+        return jnp.abs(kl.order_parameter(tr.final))
+
+    g_tau = jnp.dot(jax.grad(by_tau)(tau0), direction)
+    fd_tau = (by_tau(tau0 + eps * direction) - by_tau(tau0 - eps * direction)) / (2 * eps)
+    np.testing.assert_allclose(g_tau, fd_tau, rtol=1e-5)
+
 
 @pytest.mark.slow
 def test_vmap_over_conduction_speed():
