@@ -16,6 +16,11 @@ in the solver state (DESIGN.md §1):
 
 Phases are stored wrapped; the interpolation unwraps the neighbouring pair, which is exact
 while a phase moves by less than pi per step (any sensible `dt`).
+
+Per-edge delays (`kl.EdgeDelays`, `kuralab/_edge_delays.py`) use the same buffer with one
+read per edge: `_History.sources` names each read's oscillator (the edge's sender), and
+the reads gather the buffer at flat indices `slot * osc + sender`, so the buffer stays
+`(slots, osc)` and the per-edge state O(edges).
 """
 
 from __future__ import annotations
