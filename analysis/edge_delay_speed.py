@@ -13,9 +13,11 @@ state rotates at a root of
 
     Omega = omega - K sum_j w_j sin(Omega tau_j)
 
-(w_j the normalised weights of one receiver's inputs), stable where
+(w_j the normalised weights of one receiver's inputs), marked stable where
 K sum_j w_j cos(Omega tau_j) > 0 (`kl.theory.delayed_sync_frequencies` with the delay
-distribution). The figure draws every root against v (stable: filled dots on solid
+distribution). That criterion is necessary, not sufficient, when some cos(Omega tau_j)
+< 0: on this ring at v = 0.08 all three such roots, and at v = 0.1 the upper one, lose
+a small q = 1 twisted perturbation (started on the branch), which the runs confirm. The figure draws every root against v (stable: filled dots on solid
 lines where a branch is followed; unstable: grey crosses), the simulated Omega per seed,
 and, below, each simulated Omega's distance to the nearest stable root (the attained
 branch) for the runs that reached the in-phase state (R > 0.99, frequency spread
@@ -186,8 +188,9 @@ def table(s: dict) -> str:
             f"{v:6.3f}  {sims}  {s['R'][i].min():6.4f}  {s['spread'][i].max():8.1e}  "
             f"{near}  {marks}"
         )
-    lines.append("(* = stable root, K sum_j w_j cos(Omega tau_j) > 0; spread = max std of")
-    lines.append(" the effective frequencies across oscillators)")
+    lines.append("(* = stable root by K sum_j w_j cos(Omega tau_j) > 0, a necessary condition")
+    lines.append(" only: with some cos(Omega tau_j) < 0 twisted modes can still grow; spread =")
+    lines.append(" max std of the effective frequencies across oscillators)")
     n_in = int(s["in_phase"].sum())
     lines.append(
         "max |Omega_sim - Omega_theory| (nearest stable root) over the "
