@@ -5,7 +5,7 @@
 
 Workloads (peers.md): R roofline (JAX matvec/matmul rates), W1 dense N=1000 RK4, W1b 64
 initial conditions sharing one dense K, W2 mean-field N=1e5, W3 64-value K sweep, W4
-Euler--Maruyama, W5 delays, C compile time (fresh process, with and without the
+Euler--Maruyama, W5 delays, W6 per-edge delays (sparse N=1e4), C compile time (fresh process, with and without the
 persistent cache), S scaling in N per coupling kind, G device figures (default on GPU).
 
 Every timed run is checked against a float64 reference (or theory, for noise) before its
@@ -70,6 +70,8 @@ FULL = {
     "W3": dict(N=500, nK=64, steps=2000, dt=0.01, kuramoto_subset=4),
     "W4": dict(N=1000, steps=5000, dt=0.01),
     "W5": dict(N=100, steps=5000, dt=0.01),
+    "W6": dict(N=10_000, k=10, steps=100, dt=0.01, N_jitcdde=100, T_jitcdde=5.0,
+               jitcdde_tol=1e-6, pairs=7),
     "C": dict(cases=("meanfield", "dense", "noise", "delay", "sweep"), evidence=True),
     "S": dict(
         grid={
@@ -93,6 +95,8 @@ QUICK = {
     "W3": dict(N=200, nK=16, steps=300, dt=0.01, kuramoto_subset=2),
     "W4": dict(N=300, steps=1000, dt=0.01),
     "W5": dict(N=50, steps=1000, dt=0.01),
+    "W6": dict(N=1000, k=10, steps=50, dt=0.01, N_jitcdde=20, T_jitcdde=2.0,
+               jitcdde_tol=1e-6, pairs=3),
     "C": dict(cases=("meanfield",), evidence=False),
     "S": dict(grid={"meanfield": [100, 3000], "dense": [100, 300], "sparse": [1000], "lattice": [1024]}),
     "G": dict(N_gpu=1_000_000, N_cpu=100_000, steps=20, ensemble=256, ensemble_steps=50),
@@ -102,7 +106,7 @@ QUICK = {
     "L4": dict(side=11, length=50, batch=50),
     "L5": dict(N=10, steps=2000, dt=0.01, ensemble_n=8, ensemble_K=16),
 }
-ORDER = ("R", "W1", "W1b", "W2", "W3", "W4", "W5", "C", "S", "G", "L1", "L2", "L3", "L4", "L5")
+ORDER = ("R", "W1", "W1b", "W2", "W3", "W4", "W5", "W6", "C", "S", "G", "L1", "L2", "L3", "L4", "L5")
 TITLES = {
     "roofline": "Roofline: the machine's measured JAX rates (GFLOP/s)",
     "W1": "W1: dense N={N}, RK4, {steps} steps",
@@ -111,6 +115,7 @@ TITLES = {
     "W3": "W3: sweep of {nK} K, mean-field N={N}, RK4, {steps} steps",
     "W4": "W4: Euler-Maruyama, mean-field N={N}, K=2, D=0.1, {steps} steps",
     "W5": "W5: delay tau=1, N={N} all-to-all, K=2, RK4, {steps} steps",
+    "W6": "W6: per-edge delays, sparse N={N}, {k} edges per node, RK4, {steps} steps (osc-steps = edge-steps)",
     "C": "C: compile overhead of the first call in a new process (s; first call minus a steady call)",
     "S": "S: scaling, kuralab RK4 float32 by coupling kind",
     "G": "G: device figures",
@@ -481,6 +486,7 @@ def main(argv=None) -> int:
     import w3_sweep
     import w4_noise
     import w5_delay
+    import w6_edge_delay
 
     runners = {
         "R": roofline.run,
@@ -490,6 +496,7 @@ def main(argv=None) -> int:
         "W3": w3_sweep.run_w3,
         "W4": w4_noise.run_w4,
         "W5": w5_delay.run_w5,
+        "W6": w6_edge_delay.run_w6,
         "C": compile_time.run_compile,
         "S": scaling.run_scaling,
         "G": gpu_mod.run_gpu,

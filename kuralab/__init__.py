@@ -49,6 +49,7 @@ _EXPORTS = {
     ),
     "_critical": ("CriticalCouplingEstimate", "estimate_critical_coupling"),
     "_delays": ("Delays",),
+    "_edge_delays": ("EdgeDelays",),
     "_energy": (
         "akorn_logged_energy",
         "check_lyapunov",
@@ -195,6 +196,7 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         When as When,
         simulate_events as simulate_events,
     )
+    from ._edge_delays import EdgeDelays as EdgeDelays
     from ._energy import (
         akorn_logged_energy as akorn_logged_energy,
         check_lyapunov as check_lyapunov,

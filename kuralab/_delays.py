@@ -16,6 +16,11 @@ in the solver state (DESIGN.md §1):
 
 Phases are stored wrapped; the interpolation unwraps the neighbouring pair, which is exact
 while a phase moves by less than pi per step (any sensible `dt`).
+
+Per-edge delays (`kl.EdgeDelays`, `kuralab/_edge_delays.py`) use the same buffer with one
+read per edge: `_History.sources` names each read's oscillator (the edge's sender), and
+the reads gather the buffer at flat indices `slot * osc + sender`, so the buffer stays
+`(slots, osc)` and the per-edge state O(edges).
 """
 
 from __future__ import annotations
@@ -117,6 +122,10 @@ class Delays(eqx.Module):
             return jnp.clip(tau, 0, self.clip).astype(jnp.result_type(float)) * dt
         return tau
 
+    def per_read(self, n: int, dt: float | None = None) -> Array:
+        """The delays of the history reads: one per sender, `per_sender(n, dt)`."""
+        return self.per_sender(n, dt)
+
     def bound(self, dt: float) -> float:
         """A static upper bound on the delays in time units."""
         if self.convention == "kuranet":
@@ -155,9 +164,12 @@ class _History(eqx.Module):
     newest: Array  # int32 scalar
     t_grid0: Array  # the time of grid index 0
     dt: Array
-    tau_steps: Array  # (osc,) delays in units of dt
-    zero_delay: Array  # (osc,) bool: tau == 0 (read the current value)
-    left_deriv0: Array  # (osc,) the history's slope at t0 (the solution may kink there)
+    tau_steps: Array  # (reads,) delays in units of dt
+    zero_delay: Array  # (reads,) bool: tau == 0 (read the current value)
+    left_deriv0: Array  # (reads,) the history's slope at t0 (the solution may kink there)
+    # (reads,) int32: the oscillator each read takes its past from (one per edge for
+    # per-edge delays); None: one read per oscillator, reads = osc (per-sender delays).
+    sources: Array | None = None
 
     @property
     def length(self) -> int:
@@ -173,40 +185,49 @@ class _History(eqx.Module):
         )
 
     def delayed(self, t, y_now, difference=None):
-        """Per-sender delayed states `y_j(t - tau_j)`, shape of `y_now` (`(osc, ...)`).
+        """Delayed states `y_{src_r}(t - tau_r)` of every read r: shape of `y_now`
+        (`(osc, ...)`, per-sender delays) or `(reads, ...)` (per-edge `sources`).
 
         `difference(y1, y0)` is the model's displacement (wrapped for phases), so the
         interpolant is continuous across a phase's wrap point; default `y1 - y0`.
         Time is measured from the newest grid point to keep float32 indices exact.
         """
-        n = y_now.shape[0]
+        n = self.tau_steps.shape[0]
         t_newest = self.t_grid0 + self.newest.astype(self.dt.dtype) * self.dt
         u = (t - t_newest) / self.dt - self.tau_steps  # grid units relative to newest
         fl = jnp.floor(u)
         frac = u - fl
         m0 = self.newest + fl.astype(jnp.int32)
         L = self.length
-        idx = jnp.arange(n)
+        idx = jnp.arange(n) if self.sources is None else self.sources
         s0 = jnp.mod(m0, L)
         s1 = jnp.mod(m0 + 1, L)
-        y0 = self.values[s0, idx]
-        y1 = self.values[s1, idx]
-        d0 = self.derivs[s0, idx]
+        if self.sources is None or y_now.ndim > 1:
+            y0, y1 = self.values[s0, idx], self.values[s1, idx]
+            d0, d1 = self.derivs[s0, idx], self.derivs[s1, idx]
+        else:  # per-edge reads of scalar states: gathers at flat indices
+            n_osc = y_now.shape[0]
+            f0, f1 = s0 * n_osc + idx, s1 * n_osc + idx
+            vals, ders = self.values.reshape(-1), self.derivs.reshape(-1)
+            y0, y1, d0, d1 = vals[f0], vals[f1], ders[f0], ders[f1]
         # On [t0 - dt, t0] the node at t0 belongs to the history: use its left slope.
         at_t0 = m0 == -1
-        per_osc = (n,) + (1,) * (y_now.ndim - 1)  # broadcast (osc,) over trailing axes
-        d1 = jnp.where(at_t0.reshape(per_osc), self.left_deriv0, self.derivs[s1, idx])
+        per_osc = (n,) + (1,) * (y_now.ndim - 1)  # broadcast (reads,) over trailing axes
+        now = y_now if self.sources is None else y_now[idx]
+        d1 = jnp.where(at_t0.reshape(per_osc), self.left_deriv0, d1)
         y1 = y0 + (y1 - y0 if difference is None else difference(y1, y0))
         past = _hermite(y0, d0, y1, d1, frac.reshape(per_osc), self.dt)
-        return jnp.where(self.zero_delay.reshape(per_osc), y_now, past)
+        return jnp.where(self.zero_delay.reshape(per_osc), now, past)
 
 
 def init_history(
-    theta0, drift0, tau: Array, dt, t0, n_slots: int, history
+    theta0, drift0, tau: Array, dt, t0, n_slots: int, history, sources=None
 ) -> _History:
     """A history buffer holding the pre-history for grid indices `-(L-1) .. -1`.
 
-    `history` is `"constant"` (equal to `theta0`, slope 0) or a function of time."""
+    `history` is `"constant"` (equal to `theta0`, slope 0) or a function of time;
+    `tau` has one delay per read, read from oscillators `sources` (default: read r is
+    oscillator r)."""
     shape = theta0.shape  # (osc, ...)
     dtype = theta0.dtype
     dt = jnp.asarray(dt, dtype)
@@ -234,6 +255,9 @@ def init_history(
         derivs = jnp.zeros((n_slots, *shape), dtype).at[slots].set(ders).at[0].set(drift0)
         left = value_and_deriv(t0)[1]
     values = jnp.asarray(values)
+    if sources is not None:  # one slope per read
+        sources = jnp.asarray(sources, jnp.int32)
+        left = left[sources]
     return _History(
         values=values,
         derivs=derivs,
@@ -243,6 +267,7 @@ def init_history(
         tau_steps=tau / dt,
         zero_delay=tau == 0,
         left_deriv0=left,
+        sources=sources,
     )
 
 

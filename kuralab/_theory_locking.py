@@ -107,15 +107,27 @@ def _two_oscillator_locking(dw: Array, K: Array) -> TwoOscillatorLocking:
 
 
 def delayed_sync_frequencies(
-    omega: float, K: float, tau: float
+    omega: float, K: float, tau, weights=None
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Every in-phase synchronised frequency of identical delayed oscillators.
 
-    All-to-all coupling $K$ with uniform delay $\tau$ admits in-phase synchrony at every
-    root of $\Omega = \omega - K\sin(\Omega\tau)$; a root is linearly stable when
-    $K\cos(\Omega\tau) > 0$ (Yeung & Strogatz 1999). Roots lie in
+    Identical oscillators whose every receiver sees the same delays $\tau_k$ with
+    coupling weights $w_k$ (normalised, $\sum_k w_k = 1$) admit in-phase synchrony
+    $\theta_i = \Omega t$ at every root of
+
+    $$\Omega = \omega - K\sum_k w_k \sin(\Omega\tau_k) .$$
+
+    Uniform delay (a scalar `tau`, all-to-all coupling $K$): Yeung & Strogatz 1999. A
+    delay distribution covers per-edge delays: on a ring or any network whose receivers
+    all see the same delays, row $i$ of $\tau_{ij}$ with $w_j = K_{ij}/\sum_j K_{ij}$
+    (e.g. $\tau_{ij} = |x_i - x_j|/v$ for oscillators equally spaced on a circle).
+    `stable` is $K\sum_k w_k\cos(\Omega\tau_k) > 0$: for uniform delay the exact
+    criterion ($K\cos\Omega\tau > 0$); for a distribution the condition that
+    perturbations which average out over each receiver's senders decay (necessary in a
+    large network), and sufficient when every $K w_k\cos(\Omega\tau_k) \ge 0$
+    (consensus with non-negative delayed weights). Roots lie in
     $[\omega - |K|, \omega + |K|]$; the function samples that interval finely enough
-    to see every sign change (the residual oscillates with period $2\pi/\tau$) and
+    to see every sign change (the residual's fastest period is $2\pi/\max\tau$) and
     refines each bracket with Brent's method. Tangential double roots (at a fold) are
     not resolved. For $\tau = 0$ (or $K = 0$) the single root is $\Omega = \omega$.
     Plain NumPy/SciPy in float64 (not traceable): the number of roots varies with
@@ -124,8 +136,12 @@ def delayed_sync_frequencies(
     **Arguments:**
 
     - `omega`: the common natural frequency $\omega$.
-    - `K`: mean-field coupling strength (negative: repulsive).
-    - `tau`: the uniform transmission delay, >= 0.
+    - `K`: coupling strength, the sum of each receiver's weights (mean field: $K$;
+      negative: repulsive).
+    - `tau`: the delay, a scalar >= 0, or the delays $\tau_k$ one receiver sees, shape
+      `(k,)` (time units).
+    - `weights`: optional `(k,)` non-negative weights of those delays (normalised
+      here; default equal weights).
 
     **Returns:** `(Omega, stable)`: NumPy arrays, ascending roots and their stability.
 
@@ -140,20 +156,43 @@ def delayed_sync_frequencies(
     """
     from scipy.optimize import brentq
 
-    omega, K, tau = float(omega), float(K), float(tau)
-    if not all(map(math.isfinite, (omega, K, tau))) or tau < 0:
+    omega, K = float(omega), float(K)
+    taus = np.asarray(tau, dtype=np.float64)
+    if taus.ndim > 1 or taus.size == 0:
+        raise ValueError(
+            f"`tau` must be a scalar or a non-empty 1-D array of delays; got shape "
+            f"{taus.shape}"
+        )
+    taus = taus.reshape(-1)
+    if weights is None:
+        w = np.full(taus.shape, 1.0 / taus.size)
+    else:
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != taus.shape or not np.all(np.isfinite(w)) or np.any(w < 0) or (
+            w.sum() <= 0
+        ):
+            raise ValueError(
+                f"`weights` must be finite, >= 0, not all zero, shape {taus.shape} (one "
+                f"per delay); got {np.asarray(weights)!r}"
+            )
+        w = w / w.sum()
+    if not (math.isfinite(omega) and math.isfinite(K)) or not np.all(np.isfinite(taus)) or (
+        np.any(taus < 0)
+    ):
         raise ValueError(
             f"need finite omega, K and tau >= 0; got omega={omega}, K={K}, tau={tau}"
         )
-    if tau == 0 or K == 0:
-        roots = np.array([omega - K * math.sin(omega * tau)])
+    tmax = float(taus.max())
+
+    def g(x):
+        x = np.asarray(x, dtype=np.float64)
+        return x - omega + K * (np.sin(np.multiply.outer(x, taus)) @ w)
+
+    if tmax == 0 or K == 0:
+        roots = np.array([omega])
     else:
         lo, hi = omega - abs(K) - 1e-9, omega + abs(K) + 1e-9
-
-        def g(x):
-            return x - omega + K * np.sin(x * tau)
-
-        num = int(200 * (1 + (hi - lo) * tau / (2 * math.pi))) + 1
+        num = int(200 * (1 + (hi - lo) * tmax / (2 * math.pi))) + 1
         x = np.linspace(lo, hi, num)
         y = g(x)
         found = [x[i] for i in np.flatnonzero(y == 0)]
@@ -162,7 +201,7 @@ def delayed_sync_frequencies(
                 brentq(g, x[i], x[i + 1], xtol=1e-15, rtol=4 * np.finfo(float).eps)
             )
         roots = np.unique(np.asarray(found, dtype=np.float64))
-    return roots, K * np.cos(roots * tau) > 0
+    return roots, K * (np.cos(np.multiply.outer(roots, taus)) @ w) > 0
 
 
 def locking_threshold(omega: FrequenciesLike) -> float:

@@ -55,7 +55,8 @@ def _xla_bytes(spec) -> int:
 
 
 FAST = ["quickstart", "delayed_frequency"]
-SLOW = ["trajectories", "noisy_critical_coupling", "sphere_sync", "hysteresis_lag"]
+SLOW = ["trajectories", "noisy_critical_coupling", "sphere_sync", "hysteresis_lag",
+        "edge_delay_speed"]
 
 
 @pytest.mark.parametrize(

@@ -713,3 +713,25 @@ def test_ott_antonsen_time_unreachable_is_nan():
     assert np.all(np.isnan(np.asarray(t)))
     with pytest.raises(ValueError, match=r"`r` must lie in \(0, 1\]"):
         theory.ott_antonsen_time(0.5, 1.2, 3.0, 0.5)
+
+
+def test_delayed_sync_frequencies_delay_distribution():
+    taus, w = np.array([0.3, 1.1, 2.4]), np.array([1.0, 2.0, 1.0])
+    roots, stable = kl.theory.delayed_sync_frequencies(1.0, 1.5, taus, w)
+    wn = w / w.sum()
+    resid = roots - 1.0 + 1.5 * np.sin(np.outer(roots, taus)) @ wn
+    np.testing.assert_allclose(resid, 0.0, atol=1e-12)
+    np.testing.assert_array_equal(stable, 1.5 * np.cos(np.outer(roots, taus)) @ wn > 0)
+    # every sign change of the residual on a fine independent grid is one root
+    x = np.linspace(1.0 - 1.5, 1.0 + 1.5, 200_001)
+    g = x - 1.0 + 1.5 * np.sin(np.outer(x, taus)) @ wn
+    assert len(roots) == np.count_nonzero(g[:-1] * g[1:] < 0)
+    # equal delays collapse to the uniform case; weights are normalised
+    a = kl.theory.delayed_sync_frequencies(1.0, 1.0, 6.0)
+    b = kl.theory.delayed_sync_frequencies(1.0, 1.0, [6.0, 6.0], [3.0, 3.0])
+    np.testing.assert_allclose(b[0], a[0], atol=1e-12)
+    np.testing.assert_array_equal(b[1], a[1])
+    with pytest.raises(ValueError, match="`weights` must be finite, >= 0"):
+        kl.theory.delayed_sync_frequencies(1.0, 1.0, [0.5, 1.0], [1.0, -1.0])
+    with pytest.raises(ValueError, match="`tau` must be a scalar or a non-empty 1-D"):
+        kl.theory.delayed_sync_frequencies(1.0, 1.0, np.ones((2, 2)))

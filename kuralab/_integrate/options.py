@@ -314,7 +314,7 @@ def delay_config(model, y0, solver, noisy: bool, dt0: float):
             f"models with delays{' and noise' if noisy else ''} need solver in "
             f"{allowed} (fixed step); got {solver!r}"
         )
-    tau = delays.per_sender(y0.shape[0], dt0)
+    tau = delays.per_read(y0.shape[0], dt0)
     if is_concrete(tau):
         positive = np.asarray(tau)[np.asarray(tau) > 0]
         if positive.size and positive.min() < dt0 * (1 - 1e-6):

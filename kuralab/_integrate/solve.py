@@ -77,7 +77,7 @@ def _solver(model, base, y0, t0, dt0, delay):
     if delay is None:
         return Retract(base), y0
     method, n_slots, kind = delay
-    tau = model.sender_delays.per_sender(y0.shape[0], dt0).astype(y0.dtype)
+    tau = model.sender_delays.per_read(y0.shape[0], dt0).astype(y0.dtype)
     if kind == "kuranet":
         # the reference's T_neg = max(tau) + 1 steps (tau in steps; traced or not)
         active = jnp.round(jnp.max(tau, initial=0.0) / dt0).astype(int) + 1
@@ -86,7 +86,8 @@ def _solver(model, base, y0, t0, dt0, delay):
     else:
         y_proj = model.project(y0)
         hist0 = init_history(
-            y_proj, model.drift(t0, y_proj, None), tau, dt0, t0, n_slots, kind
+            y_proj, model.drift(t0, y_proj, None), tau, dt0, t0, n_slots, kind,
+            model.delay_sources(),
         )
     return Retract(DelaySolver(method, hist0)), y0
 

@@ -23,8 +23,10 @@ for phases, `(osc, dim)` for unit vectors, `(2, osc)` for a sheet of second-orde
 
 **The dynamics.** `drift(t, y, y_delayed)` is the deterministic vector field
 (`y_delayed` is `None` for an undelayed model, else the per-sender delayed state
-$y_j(t - \tau_j)$, same shape as `y`); `diffusion(t, y)` the diagonal noise amplitude `g`
-in $dy = f\,dt + g\,dW$ (or `None`); `sender_delays` a `kl.Delays` (or `None`).
+$y_j(t - \tau_j)$, same shape as `y`, or with per-edge delays the `(edges, ...)` states
+$y_{s_e}(t - \tau_e)$ of the senders `delay_sources()`); `diffusion(t, y)` the diagonal
+noise amplitude `g` in $dy = f\,dt + g\,dW$ (or `None`); `sender_delays` a `kl.Delays`
+or `kl.EdgeDelays` (or `None`).
 Correlated noise: `noise_field(t, y)` (a `NoiseField`, else `None`) driven by a Brownian
 motion of shape `noise_shape`; multiplicative (Stratonovich) noise: `ito_correction(t, y)`
 (else `None`), added to the drift by solvers that converge to the Ito solution.
@@ -141,7 +143,14 @@ class AbstractModel(eqx.Module):
 
     @property
     def sender_delays(self):
-        """The model's `kl.Delays` (per-sender delays), or `None`."""
+        """The model's delays (`kl.Delays` per sender, `kl.EdgeDelays` per edge), or
+        `None`."""
+        return None
+
+    def delay_sources(self):
+        """For per-edge delays: the `(edges,)` int array of the oscillator each delayed
+        read comes from (then `drift` gets `y_delayed` of shape `(edges, ...)`).
+        `None` (default): one read per oscillator, `y_delayed` shaped like `y`."""
         return None
 
     def validate(self, t0: float, t1: float) -> None:

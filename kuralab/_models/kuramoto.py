@@ -12,6 +12,7 @@ from jaxtyping import Array, ArrayLike
 from .._coupling import AbstractCoupling, is_autonomous
 from .._custom_types import FrequenciesLike, ScalarLike
 from .._delays import Delays
+from .._edge_delays import EdgeDelays, edge_coupling_term, edge_sources
 from .._fastmath import sincos
 from .._misc import as_float_array, check_finite
 from .._noise import Noise
@@ -97,7 +98,9 @@ class Kuramoto(AbstractPhaseModel):
       `SparseCoupling`, `LatticeCoupling`).
     - `lag`: Sakaguchi phase lag $\alpha$ in radians (default 0).
     - `forcing`: optional `kl.Forcing`.
-    - `delays`: optional `kl.Delays` (per-sender transmission delays $\tau_j$).
+    - `delays`: optional `kl.Delays` (per-sender transmission delays $\tau_j$) or
+      `kl.EdgeDelays` (per-edge delays $\tau_{ij}$, read as
+      $\theta_j(t - \tau_{ij})$ in the sum; sparse, dense or mean-field coupling).
     - `noise`: optional `kl.Noise` (diffusion coefficient $D$; independent or correlated
       across nodes, additive or phase dependent).
 
@@ -124,7 +127,7 @@ class Kuramoto(AbstractPhaseModel):
     coupling: AbstractCoupling
     lag: Array
     forcing: Forcing | None
-    delays: Delays | None
+    delays: Delays | EdgeDelays | None
     noise: Noise | None
 
     def __init__(
@@ -133,7 +136,7 @@ class Kuramoto(AbstractPhaseModel):
         coupling: AbstractCoupling,
         lag: ScalarLike = 0.0,
         forcing: Forcing | None = None,
-        delays: Delays | None = None,
+        delays: Delays | EdgeDelays | None = None,
         noise: Noise | None = None,
     ):
         omega = jnp.asarray(omega)
@@ -168,9 +171,13 @@ class Kuramoto(AbstractPhaseModel):
                 )
             _check_coef("forcing.strength", forcing.strength, n)
             _check_coef("forcing.phase", forcing.phase, n)
-        if delays is not None:
+        if isinstance(delays, EdgeDelays):
+            delays.check_coupling(coupling, n)
+        elif delays is not None:
             if not isinstance(delays, Delays):
-                raise TypeError(f"`delays` must be kl.Delays or None; got {delays!r}")
+                raise TypeError(
+                    f"`delays` must be kl.Delays, kl.EdgeDelays or None; got {delays!r}"
+                )
             if delays.tau.ndim == 1 and delays.tau.shape[0] != n:
                 raise ValueError(
                     f"`delays.tau` must be a scalar or have shape ({n},); got "
@@ -197,8 +204,13 @@ class Kuramoto(AbstractPhaseModel):
         return (self.n_osc,)
 
     @property
-    def sender_delays(self) -> Delays | None:
+    def sender_delays(self) -> Delays | EdgeDelays | None:
         return self.delays
+
+    def delay_sources(self):
+        if isinstance(self.delays, EdgeDelays):
+            return edge_sources(self.coupling, self.n_osc)
+        return None
 
     def validate(self, t0: float, t1: float) -> None:
         if self.noise is not None:
@@ -244,7 +256,12 @@ class Kuramoto(AbstractPhaseModel):
     def drift(self, t, y, y_delayed=None):
         theta = y
         phasor = sincos(theta)
-        d = self.omega.astype(theta.dtype) + self._coupling_term(t, phasor, y_delayed)
+        if y_delayed is not None and isinstance(self.delays, EdgeDelays):
+            lag = jnp.asarray(self.lag, theta.dtype)
+            coupling = edge_coupling_term(self.coupling, t, theta, y_delayed, lag)
+        else:
+            coupling = self._coupling_term(t, phasor, y_delayed)
+        d = self.omega.astype(theta.dtype) + coupling
         if self.forcing is not None:
             d = d + self.forcing._term(t, phasor)
         return d

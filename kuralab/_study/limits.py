@@ -230,10 +230,14 @@ def estimate(spec, itemsize: int = 4) -> Estimate:
     mem: dict[str, int] = {}
     mem["model.n"] = _STATE_COPIES * state + (n * b if m.noisy else 0)
     if m.delayed:
-        taus = spec.axis_values("tau")
-        slots = math.ceil(max(taus) / (s.dt if s.dt > 0 else 1)) + 2
+        slots = math.ceil(spec.max_delay() / (s.dt if s.dt > 0 else 1)) + 2
         # the Hermite history keeps the value and the derivative in every slot
         mem["model.delays.tau"] = 2 * slots * state
+        if m.edge_delayed:
+            # per-edge delays, read positions and slopes, and the stages' per-edge
+            # gathers and sines (64 edge-sized buffers: measured against XLA's own
+            # buffer sizes, tests/test_study_limits_xla.py)
+            mem["model.delays.speed"] = 64 * spec.edge_count(n) * b
         # delayed models keep every saved state (phase, winding number and the
         # stacked copy) for the window reduction
         mem["solve.save_every"] = saves * (state + 2 * n * 4) * 2

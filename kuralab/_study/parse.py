@@ -224,7 +224,31 @@ def _parse_solve(
                     + f" ({_model_kind_note(noisy, delayed)})"
                 )
     solver = t.string("solver", default=default, choices=solvers)
-    if delayed:
+    if delayed and model.edge_delayed:
+        if model.coupling.kind not in ("mean_field", "dense", "sparse"):
+            raise SpecError(
+                f'model.delays.kind = "edges": expected a coupling with edges '
+                f'(model.coupling.kind = "mean_field", "dense" or "sparse"); got '
+                f"{_show(model.coupling.kind)}"
+            )
+        if "speed" in sweep.names and min(sweep.values("speed")) <= 0:
+            raise SpecError(
+                f"sweep.speed = {_show(list(sweep.values('speed')))}: expected numbers "
+                "> 0 (conduction speeds, length per time unit)"
+            )
+        sizes = sweep.sizes or (model.n,)
+        shortest = min(model.delays.distance_bounds(k)[0] for k in sizes)
+        tau_min = shortest / max(_values(model, sweep, "speed"))
+        if dt > tau_min * (1 + 1e-9):
+            where = "sweep.speed" if "speed" in sweep.names else "model.delays.speed"
+            t.fail(
+                "dt",
+                dt,
+                f"a step <= the shortest edge delay {tau_min:g} (nearest-neighbour "
+                f"distance {shortest:g} / the largest {where}): an explicit delay "
+                "solver cannot read a delayed phase from inside the current step",
+            )
+    elif delayed:
         taus = [v for v in _values(model, sweep, "tau") if v > 0]
         if taus and dt > min(taus) * (1 + 1e-9):
             where = "sweep.tau" if "tau" in sweep.names else "model.delays.tau"
@@ -382,6 +406,14 @@ def _check_sweep_vs_model(
                 f"sweep.{name} = {_show(list(sweep.values(name)))}: expected a "
                 f"[model.{p.section}] table as well (sweeping {name} needs a model "
                 f"with {p.section}; add the table without {name})"
+            )
+        if name not in {f.name for f in dataclasses.fields(owner)}:
+            kind = getattr(owner, "kind", "uniform")
+            raise SpecError(
+                f"sweep.{name} = {_show(list(sweep.values(name)))}: expected a "
+                f"parameter of [model.{p.section}] kind = \"{kind}\" (" + ", ".join(
+                    f.name for f in dataclasses.fields(owner) if f.name in PARAMETERS
+                ) + ")"
             )
         if name in given:
             raise SpecError(

@@ -8,7 +8,9 @@ from ._table import _show, _Table
 from .spec import (
     FULL_CIRCLE,
     MODEL_KINDS,
+    EDGE_DISTANCES,
     DelaySpec,
+    EdgeDelaySpec,
     FrequencySpec,
     InitialPhasesSpec,
     KuramotoSpec,
@@ -174,18 +176,7 @@ def _parse_model(root: _Table) -> tuple[KuramotoSpec | SphereSpec, set[str]]:
             ),
             brownian=z.string("brownian", default="increments", choices=_BROWNIAN),
         )
-    delays = None
-    if "delays" in t.data:
-        d = t.table("delays", ("tau",))
-        given |= {"tau"} & set(d.data)
-        delays = DelaySpec(
-            tau=d.number(
-                "tau",
-                default=None,
-                ge=0,
-                expected="a finite number >= 0 (a delay in time units)",
-            )
-        )
+    delays = _parse_delays(t, given) if "delays" in t.data else None
     p = t.table("initial_phases", ("spread",), required=False)
     form = "a number > 0 and <= 2 pi (phases uniform on [-spread/2, spread/2))"
     spread = p.number("spread", default=FULL_CIRCLE, gt=0, expected=form)
@@ -200,6 +191,44 @@ def _parse_model(root: _Table) -> tuple[KuramotoSpec | SphereSpec, set[str]]:
         initial_phases=InitialPhasesSpec(spread=min(spread, FULL_CIRCLE)),
     )
     return model, given
+
+
+_DELAY_KINDS = ("uniform", "edges")
+
+
+def _parse_delays(t: _Table, given: set[str]) -> DelaySpec | EdgeDelaySpec:
+    """`[model.delays]`: `kind = "uniform"` (default; one `tau`) or `kind = "edges"`
+    (per-edge delays distance / `speed` on a circle of `radius`)."""
+    raw = t.data["delays"]
+    head = {"kind": raw["kind"]} if isinstance(raw, dict) and "kind" in raw else {}
+    kind = _Table("model.delays", head, ("kind",)).string(
+        "kind", default="uniform", choices=_DELAY_KINDS
+    )
+    if kind == "uniform":
+        d = t.table("delays", ("kind", "tau"))
+        given |= {"tau"} & set(d.data)
+        return DelaySpec(
+            tau=d.number(
+                "tau",
+                default=None,
+                ge=0,
+                expected="a finite number >= 0 (a delay in time units)",
+            )
+        )
+    d = t.table("delays", ("kind", "speed", "radius", "distance"))
+    given |= {"speed"} & set(d.data)
+    return EdgeDelaySpec(
+        speed=d.number(
+            "speed",
+            default=None,
+            gt=0,
+            expected="a finite number > 0 (conduction speed, length per time unit)",
+        ),
+        radius=d.number(
+            "radius", default=1.0, gt=0, expected="a finite number > 0 (length units)"
+        ),
+        distance=d.string("distance", default="arc", choices=EDGE_DISTANCES),
+    )
 
 
 def _parse_sphere(t: _Table, n, freq, coupling, given) -> tuple[SphereSpec, set[str]]:

@@ -17,6 +17,7 @@ window starts at a save time: the first one at or after `t1 - observe.window`.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import jax
@@ -27,6 +28,7 @@ import xarray as xr
 from .. import _names as nm
 from .._coupling import MeanField
 from .._delays import Delays
+from .._edge_delays import EdgeDelays
 from .._integrate import RESULTS, SimulationError
 from .._models.kuramoto import Kuramoto
 from .._models.sphere import BlockOmega, SphereKuramoto, random_sphere
@@ -115,6 +117,7 @@ class PointModel:
     planes: tuple[float, ...] = ()  # rotating planes (sphere models)
     stimulus: bool = False  # c_i = h e_0 (sphere models)
     network: net.NetworkSpec | None = None  # dense / sparse / lattice coupling
+    edge_delays: tuple[float, str] | None = None  # per-edge delays: (radius, distance)
 
     def draw(self, seed):
         """Natural frequencies and initial state for one seed (deterministic in
@@ -156,14 +159,32 @@ class PointModel:
                 stimulus = p["h"] * jnp.zeros(self.dim, omega.dtype).at[0].set(1.0)
             model = SphereKuramoto(BlockOmega(rates, dim=self.dim), coupling, stimulus)
             return model, y0
+        if self.edge_delays is not None:
+            delays = self._edge_delays(coupling, p["speed"], omega.dtype)
+        elif self.delayed:
+            delays = Delays(p["tau"], max_delay=self.max_delay)
+        else:
+            delays = None
         model = Kuramoto(
             omega,
             coupling,
             lag=p["lag"],
             noise=Noise(p["D"]) if self.noisy else None,
-            delays=Delays(p["tau"], max_delay=self.max_delay) if self.delayed else None,
+            delays=delays,
         )
         return model, y0
+
+    def _edge_delays(self, coupling, speed, dtype) -> EdgeDelays:
+        """`tau_ij = d_ij / speed`, oscillator i at angle 2 pi i / n on the circle."""
+        radius, distance = self.edge_delays
+        angle = 2 * math.pi * jnp.arange(self.n, dtype=dtype) / self.n
+        if distance == "arc":  # along the ring: a periodic line of length 2 pi R
+            pos, box = radius * angle, 2 * math.pi * radius
+        else:
+            pos, box = radius * jnp.stack([jnp.cos(angle), jnp.sin(angle)], 1), None
+        return EdgeDelays.from_positions(
+            pos, speed, coupling, box=box, max_delay=self.max_delay
+        )
 
 
 def point_model(spec: StudySpec, n: int | None = None) -> PointModel:
@@ -182,7 +203,11 @@ def point_model(spec: StudySpec, n: int | None = None) -> PointModel:
         noisy=m.noisy,
         delayed=m.delayed,
         # The static history bound for a traced tau: the largest delay of the study.
-        max_delay=max(spec.axis_values("tau")) if m.delayed else 0.0,
+        max_delay=spec.max_delay(n),
+        edge_delays=(
+            (m.delays.radius, m.delays.distance) if m.delayed and m.edge_delayed
+            else None
+        ),
         dim=m.dim if sphere else 1,
         planes=m.planes if sphere else (),
         stimulus=sphere and m.stimulus is not None,
@@ -483,7 +508,9 @@ def attrs(spec: StudySpec) -> dict:
             else {}
         ),
         "noise": "additive" if m.noisy else "none",
-        "delays": "uniform" if m.delayed else "none",
+        "delays": (
+            ("edges" if m.edge_delayed else "uniform") if m.delayed else "none"
+        ),
         "swept": " ".join(((nm.N,) if spec.sweep.sizes else ()) + spec.sweep.names),
         "mode": spec.sweep.mode,
         "t0": s.t0,
@@ -495,6 +522,9 @@ def attrs(spec: StudySpec) -> dict:
     }
     if m.noisy:
         out["brownian"] = m.noise.brownian
+    if m.delayed and m.edge_delayed:
+        out["delays_radius"] = m.delays.radius
+        out["delays_distance"] = m.delays.distance
     if sphere:
         out["dim"] = m.dim
         out["rotation"] = m.rotation

@@ -95,6 +95,14 @@ PARAMETERS: dict[str, Parameter] = {
         "transmission delay tau (in units of the model time)",
         nonnegative="delays in time units",
     ),
+    "speed": Parameter(
+        "delays",
+        ("kuramoto",),
+        "1",
+        "conduction speed v of per-edge delays tau_ij = distance_ij / v (length per "
+        "unit of model time)",
+        absent=1.0,
+    ),
     "h": Parameter(
         "stimulus", ("sphere",), "1/time", "stimulus strength h, c_i = h e_0"
     ),
@@ -171,6 +179,44 @@ class DelaySpec:
 
     tau: float | None
 
+    @property
+    def speed(self) -> float:
+        return PARAMETERS["speed"].absent  # uniform delays have no conduction speed
+
+
+#: The geometries and distances of `[model.delays]` with `kind = "edges"`.
+EDGE_DISTANCES = ("arc", "chord")
+
+
+@dataclass(frozen=True)
+class EdgeDelaySpec:
+    """`[model.delays]` with `kind = "edges"`: per-edge delays
+    tau_ij = d_ij / v (`kl.EdgeDelays.from_positions`) for oscillators equally
+    spaced on a circle of `radius` (oscillator i at angle 2 pi i / n), `distance`
+    `"arc"` (along the ring) or `"chord"` (straight line); constant history. `speed`
+    v is `None` exactly when `[sweep]` sweeps it."""
+
+    speed: float | None
+    radius: float = 1.0
+    distance: str = "arc"
+    kind: str = "edges"
+
+    @property
+    def tau(self) -> float:
+        return 0.0  # no single delay: the edges' delays follow from the speed
+
+    def distance_bounds(self, n: int, hops: int | None = None) -> tuple[float, float]:
+        """Smallest and largest distance between two of `n` oscillators on the circle
+        at most `hops` positions apart (default: any two): a lower and an upper bound
+        on every edge's."""
+        if n < 2:
+            return (math.inf, 0.0)
+        far = n // 2 if hops is None else max(1, min(int(hops), n // 2))
+        r = self.radius
+        if self.distance == "arc":
+            return (2 * math.pi * r / n, 2 * math.pi * r * far / n)
+        return (2 * r * math.sin(math.pi / n), 2 * r * math.sin(math.pi * far / n))
+
 
 @dataclass(frozen=True)
 class InitialPhasesSpec:
@@ -190,7 +236,7 @@ class KuramotoSpec:
     frequencies: FrequencySpec
     coupling: MeanFieldSpec
     noise: NoiseSpec | None = None
-    delays: DelaySpec | None = None
+    delays: DelaySpec | EdgeDelaySpec | None = None
     initial_phases: InitialPhasesSpec = InitialPhasesSpec()
     kind: str = "kuramoto"
 
@@ -201,6 +247,10 @@ class KuramotoSpec:
     @property
     def delayed(self) -> bool:
         return self.delays is not None
+
+    @property
+    def edge_delayed(self) -> bool:
+        return isinstance(self.delays, EdgeDelaySpec)
 
 
 @dataclass(frozen=True)
@@ -360,11 +410,14 @@ class StudySpec:
 
     def has(self, name: str) -> bool:
         """Whether the model has parameter `name` (its kind does, and its section is
-        present: a model without `[model.noise]` has no `D`)."""
+        present and holds it: a model without `[model.noise]` has no `D`, uniform
+        delays have no `speed`, per-edge delays no `tau`)."""
         p = PARAMETERS[name]
+        owner = getattr(self.model, p.section, None)
         return (
             self.model.kind in p.kinds
-            and getattr(self.model, p.section, None) is not None
+            and owner is not None
+            and name in {f.name for f in dataclasses.fields(owner)}
         )
 
     def fixed(self, name: str) -> float:
@@ -381,6 +434,27 @@ class StudySpec:
             return self.sweep.values(name)
         return (self.fixed(name),)
 
+    def max_delay(self, n: int | None = None) -> float:
+        """The largest delay of the study's points (of network size `n`; default the
+        largest size): the static history bound. 0 without delays."""
+        m = self.model
+        if not getattr(m, "delayed", False):
+            return 0.0
+        if not m.edge_delayed:
+            return max(self.axis_values("tau"))
+        sizes = (n,) if n is not None else (self.sweep.sizes or (m.n,))
+        net = m.coupling.network
+        # a generated ring couples only oscillators within k positions
+        ring = net is not None and net.graph == "ring" and net.file is None
+        hops = net.k if ring else None
+        longest = max(m.delays.distance_bounds(int(k), hops)[1] for k in sizes)
+        return longest / min(self.axis_values("speed"))
+
+    def edge_count(self, n: int) -> int:
+        """Edges of the coupling on `n` oscillators (mean field: every pair)."""
+        net = self.model.coupling.network
+        return n * n if net is None or net.kind == "dense" else net.edge_count(n)
+
     def to_toml(self) -> str:
         """The spec as canonical TOML text; `parse_spec(spec.to_toml()) == spec`."""
         return _to_toml(self)
@@ -389,6 +463,13 @@ class StudySpec:
 # ---------------------------------------------------------------------------------
 # TOML output
 # ---------------------------------------------------------------------------------
+
+
+def _delay_items(d) -> list:
+    if isinstance(d, EdgeDelaySpec):  # kind first, as written
+        return [("kind", d.kind), ("speed", d.speed), ("radius", d.radius),
+                ("distance", d.distance)]
+    return list(dataclasses.asdict(d).items())
 
 
 def _toml_value(v) -> str:
@@ -448,7 +529,7 @@ def _model_toml(m: KuramotoSpec | SphereSpec) -> list[str]:
             else []
         ),
         *(
-            [_toml_table("model.delays", dataclasses.asdict(m.delays).items())]
+            [_toml_table("model.delays", _delay_items(m.delays))]
             if m.delays is not None
             else []
         ),
