@@ -188,16 +188,40 @@ def test_kuranet_step_delays_traced_warm_up_as_reference(x64):
         assert_phase_allclose(ys, ref, atol=1e-9)
 
 
-def test_zero_and_positive_delays_mix_and_no_delay_limit(getkey):
-    n = 6
+def _delayed_euler_reference(omega, K, tau_steps, y0, steps, dt):
+    """NumPy Euler for dtheta_i = omega_i + sum_j K_ij sin(theta_j(t - tau_j) - theta_i)
+    with the constant history theta(t <= 0) = y0; tau_j = tau_steps[j] * dt lies on the
+    step grid, so the delayed value is a stored step (0 = the current phase)."""
+    theta = y0.astype(np.float64).copy()
+    hist = [theta.copy()]
+    for k in range(steps):
+        delayed = np.array([hist[max(k - tau_steps[j], 0)][j] for j in range(theta.size)])
+        theta = theta + dt * (omega + np.sum(K * np.sin(delayed[None, :] - theta[:, None]), 1))
+        hist.append(theta.copy())
+    return np.array(hist)
+
+
+def test_zero_and_positive_delays_mix_and_no_delay_limit(x64, getkey):
+    n, dt, steps = 6, 0.05, 60
     omega = jax.random.normal(getkey(), (n,))
     K = jax.random.uniform(getkey(), (n, n)) / n
     y0 = kl.random_phases(getkey(), n)
-    plain = kl.Kuramoto(omega, kl.DenseCoupling(K))
-    zero = kl.Kuramoto(omega, kl.DenseCoupling(K), delays=kl.Delays(0.0))
-    a = kl.simulate(plain, y0, t1=3.0, dt=0.05)
-    b = kl.simulate(zero, y0, t1=3.0, dt=0.05)
-    assert_phase_allclose(b.ys, a.ys, atol=1e-5)
+    # A genuine mix: three senders without delay, three with 0.1, 0.25, 0.5, against an
+    # independent NumPy Euler (delays on the step grid: the library's history
+    # interpolation is exact there; only rounding differs).
+    tau_steps = np.array([0, 2, 0, 5, 10, 0])
+    mixed = kl.Kuramoto(omega, kl.DenseCoupling(K), delays=kl.Delays(jnp.asarray(tau_steps * dt)))
+    got = kl.simulate(mixed, y0, t1=steps * dt, dt=dt, solver="euler")
+    ref = _delayed_euler_reference(np.asarray(omega), np.asarray(K), tau_steps,
+                                   np.asarray(y0), steps, dt)
+    assert_phase_allclose(got.ys, ref, atol=1e-9)
+    undelayed = _delayed_euler_reference(np.asarray(omega), np.asarray(K), 0 * tau_steps,
+                                         np.asarray(y0), steps, dt)
+    assert np.max(np.abs(ref - undelayed)) > 1e-3  # the delays matter at this size
+    # the no-delay limit: all-zero delays are the plain (undelayed) Euler scheme
+    zero = kl.Kuramoto(omega, kl.DenseCoupling(K), delays=kl.Delays(jnp.zeros(n)))
+    b = kl.simulate(zero, y0, t1=steps * dt, dt=dt, solver="euler")
+    assert_phase_allclose(b.ys, undelayed, atol=1e-9)
 
 
 def test_sdde_same_path_and_small_noise_limit():
