@@ -305,6 +305,45 @@ def test_resume_with_a_changed_spec_fails(tmp_path, monkeypatch):
     assert chunk_files(out) == ["chunk-00000-of-00003.nc"]  # untouched
 
 
+def test_resume_refused_on_changed_dtype_version_or_format(tmp_path, monkeypatch):
+    """The manifest's identity beyond the spec: the float dtype, the kuralab version
+    and the chunk-directory format each refuse a resume in one line naming both
+    values, and leave the finished chunk alone."""
+    import jax
+
+    out = tmp_path / "out.nc"
+    real = plan.run_chunk
+
+    def first_only(spec, grid, where):
+        if where.start:
+            raise KeyboardInterrupt
+        return real(spec, grid, where)
+
+    monkeypatch.setattr(plan, "run_chunk", first_only)
+    with pytest.raises(KeyboardInterrupt):
+        run(out)
+    monkeypatch.setattr(plan, "run_chunk", real)
+
+    def refused(*needles):
+        with pytest.raises(ChunkStoreError) as info:
+            run(out, resume=True)
+        message = str(info.value)
+        assert "\n" not in message and "holds 1 finished chunks" in message, message
+        for needle in needles:
+            assert needle in message, message
+
+    with jax.enable_x64(True):
+        refused("computed in float32, this run computes in float64")
+    with monkeypatch.context() as m:
+        m.setattr(store, "_version", lambda: "999.0")
+        refused("written by kuralab", "this is kuralab 999.0")
+    fmt = store.FORMAT
+    with monkeypatch.context() as m:
+        m.setattr(store, "FORMAT", fmt + 1)
+        refused(f"chunk-directory format {fmt}, this kuralab writes {fmt + 1}")
+    assert chunk_files(out) == ["chunk-00000-of-00003.nc"]  # untouched
+
+
 def test_resume_with_nothing_to_resume_runs(tmp_path, reference):
     ds = run(tmp_path / "out.nc", resume=True)
     xr.testing.assert_identical(data(ds), data(reference))
