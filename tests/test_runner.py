@@ -305,6 +305,7 @@ def test_resume_with_a_changed_spec_fails(tmp_path, monkeypatch):
     assert chunk_files(out) == ["chunk-00000-of-00003.nc"]  # untouched
 
 
+@pytest.mark.slow
 def test_resume_refused_on_changed_dtype_version_or_format(tmp_path, monkeypatch):
     """The manifest's identity beyond the spec: the float dtype, the kuralab version
     and the chunk-directory format each refuse a resume in one line naming both
