@@ -40,11 +40,12 @@ def _strong_errors(solver, ks, k_ref, n_paths=16):
 
 @pytest.mark.parametrize(
     "solver, order",
-    [("euler", 1.0), ("heun", 1.0), ("sra1", 1.5)],
+    [("euler", 1.0), ("heun", 1.0), ("euler_heun", 1.0), ("sra1", 1.5), ("shark", 1.5)],
 )
 @pytest.mark.slow
 def test_strong_convergence_order_additive_noise(x64, solver, order):
-    # Additive noise: Euler-Maruyama and Heun have strong order 1, SRA1 1.5. Every run
+    # Additive noise: Euler-Maruyama, Heun and Euler-Heun have strong order 1, SRA1 and
+    # ShARK (both built for additive noise) 1.5. Every run
     # samples the same Brownian path (VirtualBrownianTree on dyadic nodes), so the
     # reference at a much finer step is the same realisation.
     dts, errors = _strong_errors(solver, ks=[4, 5, 6, 7], k_ref=12)
