@@ -509,3 +509,42 @@ def test_unreachable_scheduler(tmp_path):
     # A failed connection leaves no Dask client configured as the default scheduler
     # (xarray would then send its own computations there).
     assert dask.config.get("scheduler", None) is None
+
+
+@pytest.mark.slow
+def test_float64_through_the_runner_and_the_cli(tmp_path, cache):
+    """Under x64 a study computes and stores float64, every point equals a direct
+    float64 kl.simulate of the spec's model (mean R over the window's saves, to 1e-12:
+    only summation order differs), and the CLI under JAX_ENABLE_X64=1 writes the same
+    file bit for bit. (A seed's frequencies and phases are drawn in the run's dtype,
+    so float64 and float32 runs of one spec are different samples.)"""
+    import jax
+    import jax.numpy as jnp
+
+    with jax.enable_x64(True):
+        ds = run(tmp_path / "x64.nc")
+        floating = [v for v in ds.data_vars if ds[v].dtype.kind == "f"]
+        assert floating and all(ds[v].dtype == np.float64 for v in floating), {
+            v: ds[v].dtype for v in ds.data_vars
+        }
+        make = plan.point_model(parse_spec(SPEC))
+        for K in (0.5, 3.0):
+            for seed in (0, 1):
+                model, y0 = make(seed=seed, K=jnp.float64(K), lag=jnp.float64(0.0))
+                tr = kl.simulate(model, y0, t1=2.0, dt=0.1, solver="rk4",
+                                 saveat=kl.SaveAt(every=2))
+                assert tr.ys.dtype == jnp.float64
+                R_t = np.abs(np.mean(np.exp(1j * np.asarray(tr.ys)), axis=-1))
+                window = np.asarray(tr.ts) >= 1.0 - 1e-9  # [observe] window = 1.0
+                point = ds.sel(K=K, seed=seed)
+                np.testing.assert_allclose(point.R_t, R_t, rtol=0, atol=1e-12)
+                np.testing.assert_allclose(point.R, R_t[window].mean(), rtol=0, atol=1e-12)
+    spec = write_spec(tmp_path)
+    out = tmp_path / "cli.nc"
+    env = {**os.environ, "KURALAB_CACHE_DIR": str(cache), "JAX_ENABLE_X64": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "kuralab.cli", "run", spec, "--out", out, "-q"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    xr.testing.assert_identical(data(kl.io.load(out)), data(ds))

@@ -346,3 +346,25 @@ def test_delayed_sweep_keeps_the_history_into_the_window():
         direct = float(np.mean(kl.effective_frequencies(traj, window=20.0)))
         np.testing.assert_allclose(got, direct, rtol=1e-5)
     assert float(ds.locked.min()) == 1.0
+
+
+@pytest.mark.slow
+def test_sweep_under_x64_is_float64_and_agrees_with_direct_simulation(x64):
+    """Under x64 every floating output of kl.sweep is float64 and a point equals the
+    same float64 computation with kl.simulate to rounding (1e-12), far below float32's
+    2e-5 (the float32 grid's budget above)."""
+    ds = kl.sweep(make_small, {"K": [0.5, 2.0], "lag": [0.1]}, t1=4.0, dt=0.1,
+                  observe=("R", "R_t", "Omega", "final"))
+    for name in ("R", "R_t", "Omega", "final"):
+        assert ds[name].dtype == np.float64, (name, ds[name].dtype)
+    for K in (0.5, 2.0):
+        model, theta0 = make_small(jnp.float64(K), jnp.float64(0.1))
+        pre = kl.simulate(model, theta0, t1=2.0, dt=0.1, saveat=kl.SaveAt(final=True))
+        win = kl.simulate(model, pre.final, t0=2.0, t1=4.0, dt=0.1)
+        assert win.ys.dtype == jnp.float64
+        R_t = np.abs(np.mean(np.exp(1j * np.asarray(win.ys)), axis=-1))
+        point = ds.sel(K=K, lag=0.1)
+        np.testing.assert_allclose(point.R_t, R_t, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(point.Omega, np.mean(kl.effective_frequencies(win)),
+                                   rtol=0, atol=1e-12)
+        kl.testing.assert_phase_allclose(point.final.values, win.final, atol=1e-12)
