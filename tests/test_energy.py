@@ -28,6 +28,10 @@ from kuralab._models.sphere import SkewOmega, SphereKuramoto
 PROPERTY = settings(
     max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
+#: The App. F/G descent properties: examples are cheap once compiled.
+PROPERTY_MORE = settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 N, D = 8, 4
 SOLVE = dict(t1=6.0, dt=0.02)
 
@@ -277,7 +281,32 @@ def test_hypotheses_table():
 # ---------------------------------------------------------------------------------
 
 
-@PROPERTY
+def _independent_descent_check(model, J, c, x0, ds):
+    """dE/dt checked without the library's energy or verdict: along kl.simulate's
+    trajectory, a NumPy energy E = -1/2 sum x_i.J_ij x_j - sum c_i.x_i (float64)
+    equals ds.E, its central finite difference equals the App. F/G rate
+    -sum_i |P_x (J x + c)_i|^2 (the Omega terms vanish under either theorem), and it
+    never increases beyond float32 rounding. Budget: the central difference errs by
+    dt^2/6 |d^3E/dt^3|, bounded by 2e-2 max|rate| here (measured <= 1e-3 relative),
+    plus float32 rounding of E (u |E| / dt)."""
+    tr = kl.simulate(model, jnp.asarray(x0), **SOLVE)
+    x = np.asarray(tr.ys, np.float64)
+    J, c = np.asarray(J, np.float64), np.asarray(c, np.float64)
+    E = -0.5 * np.einsum("tia,ijab,tjb->t", x, J, x) - np.einsum("ia,tia->t", c, x)
+    u = float(np.finfo(np.float32).eps)
+    scale = np.max(np.abs(E)) + 1
+    np.testing.assert_allclose(E, ds.E.values, rtol=0, atol=50 * u * scale)
+    y = np.einsum("ijab,tjb->tia", J, x) + c
+    proj = y - np.sum(y * x, -1, keepdims=True) * x
+    rate = -np.sum(proj**2, axis=(1, 2))
+    dt = SOLVE["dt"]
+    fd = (E[2:] - E[:-2]) / (2 * dt)
+    tol = 2e-2 * np.max(np.abs(rate)) + 10 * u * scale / dt
+    np.testing.assert_allclose(fd, rate[1:-1], rtol=0, atol=tol)
+    assert np.all(np.diff(E) <= 10 * u * scale), np.max(np.diff(E))
+
+
+@PROPERTY_MORE
 @given(
     seed=st.integers(0, 2**31 - 1), rate=st.floats(0.0, 3.0), stim=st.floats(0.0, 2.0)
 )
@@ -289,16 +318,19 @@ def test_energy_nonincreasing_under_app_f(seed, rate, stim):
     c = np.zeros((N, D))
     c[:, 2:] = stim * rng.standard_normal((N, D - 2))
     model = _scalar_model(omega, A + A.T, c)
-    ds = check_lyapunov(model, _unit(rng, N, D).astype(np.float32), **SOLVE)
+    x0 = _unit(rng, N, D).astype(np.float32)
+    ds = check_lyapunov(model, x0, **SOLVE)
     assert ds.attrs["theorem"] == "AKOrN App. F"
     assert ds.attrs["verdict"] == "lyapunov", ds.attrs["verdict_text"]
     assert float(ds.max_increase) <= float(ds.tolerance)
     # The analytic rate is <= 0 up to rounding, and matches the numerical one.
     assert float(ds.max_dEdt) <= 1e-4 * float(np.max(np.abs(ds.dEdt)) + 1)
     assert float(ds.dEdt_mismatch) < 1e-2
+    J = np.einsum("ij,ab->ijab", *_f32(A + A.T, np.eye(D)))
+    _independent_descent_check(model, J, np.asarray(c, np.float32), x0, ds)
 
 
-@PROPERTY
+@PROPERTY_MORE
 @given(seed=st.integers(0, 2**31 - 1), rate=st.floats(0.5, 3.0))
 def test_energy_nonincreasing_under_app_g(seed, rate):
     # Non-scalar blocks J = A (x) I + B (x) W (A symmetric, B antisymmetric) commute
@@ -313,9 +345,11 @@ def test_energy_nonincreasing_under_app_g(seed, rate):
     model = SphereKuramoto(
         *_f32(rate * W), BlockCoupling(*_f32(blocks)), np.zeros((N, D), np.float32)
     )
-    ds = check_lyapunov(model, _unit(rng, N, D).astype(np.float32), **SOLVE)
+    x0 = _unit(rng, N, D).astype(np.float32)
+    ds = check_lyapunov(model, x0, **SOLVE)
     assert ds.attrs["theorem"] == "AKOrN App. G"
     assert ds.attrs["verdict"] == "lyapunov", ds.attrs["verdict_text"]
+    _independent_descent_check(model, *_f32(blocks), np.zeros((N, D)), x0, ds)
 
 
 def _counterexample(kind, rng):

@@ -203,7 +203,7 @@ def test_describe_rejects_what_could_differ_between_processes():
     assert ec._describe(jnp.sin) == "function:jax.numpy.sin"
 
 
-def test_key_follows_static_values_shapes_and_dtypes(cache):
+def test_key_follows_static_values_and_shapes(cache):
     omega, y0 = _setup()
     model = kl.Kuramoto(omega, kl.MeanField(2.0))
     kl.simulate(model, y0, t1=1.0, dt=0.05)
@@ -213,6 +213,70 @@ def test_key_follows_static_values_shapes_and_dtypes(cache):
     small = kl.Kuramoto(omega[:8], kl.MeanField(2.0))
     kl.simulate(small, y0[:8], t1=1.0, dt=0.05)  # shapes
     assert ec.counts["export"] == 4 and len(_entries(cache)) == 4
+
+
+@pytest.mark.slow
+def test_key_follows_dtypes(cache):
+    omega, y0 = _setup()
+    model = kl.Kuramoto(omega, kl.MeanField(2.0))
+    kl.simulate(model, y0, t1=1.0, dt=0.05)
+    assert ec.counts["export"] == 1
+    # dtypes: float16 phases with float32 frequencies promote differently from float32
+    # ones (another program), so they are another key; float32 again is a load
+    half = kl.simulate(model, y0.astype(jnp.float16), t1=1.0, dt=0.05)
+    assert ec.counts["export"] == 2 and len(_entries(cache)) == 2
+    with jax.enable_x64(True):  # float64 frequencies and phases: another key
+        model64 = kl.Kuramoto(omega.astype(jnp.float64), kl.MeanField(2.0))
+        tr64 = kl.simulate(model64, y0.astype(jnp.float64), t1=1.0, dt=0.05)
+    assert ec.counts["export"] == 3 and len(_entries(cache)) == 3
+    assert tr64.ys.dtype == jnp.float64
+    _forget_loaded()
+    again = kl.simulate(model, y0.astype(jnp.float16), t1=1.0, dt=0.05)
+    assert ec.counts["export"] == 3 and ec.counts["load"] >= 1
+    np.testing.assert_array_equal(np.asarray(again.ys), np.asarray(half.ys))
+
+
+@pytest.mark.slow
+def test_entries_are_invalidated_by_sources_versions_and_jax_config(cache, monkeypatch):
+    """A change of kuralab's sources (without a version bump), of a dependency's
+    version or of JAX's configuration is a new key: the old entry is never loaded."""
+    from kuralab import _export_key as ek
+
+    omega, y0 = _setup()
+    model = kl.Kuramoto(omega, kl.MeanField(2.0))
+    kwargs = dict(t1=1.0, dt=0.05, saveat=kl.SaveAt(final=True))
+    first = kl.simulate(model, y0, **kwargs)
+    _forget_loaded()
+    kl.simulate(model, y0, **kwargs)
+    assert dict(ec.counts) == {"export": 1, "load": 1}
+    changes = [
+        ("_source_fingerprint", lambda: "0" * 64),
+        ("_versions", lambda: "jax=0.0.0;jaxlib=0.0.0"),
+    ]
+    for i, (name, fake) in enumerate(changes, start=2):
+        with monkeypatch.context() as m:
+            m.setattr(ek, name, fake)
+            _forget_loaded()
+            ec.counts.clear()
+            tr = kl.simulate(model, y0, **kwargs)
+        assert dict(ec.counts) == {"export": 1}, name
+        assert len(_entries(cache)) == i, name
+        _assert_same(tr, first)
+    previous = jax.config.jax_default_matmul_precision
+    jax.config.update("jax_default_matmul_precision", "highest")
+    try:
+        _forget_loaded()
+        ec.counts.clear()
+        tr = kl.simulate(model, y0, **kwargs)
+    finally:
+        jax.config.update("jax_default_matmul_precision", previous)
+    assert dict(ec.counts) == {"export": 1} and len(_entries(cache)) == 4
+    _assert_same(tr, first)
+    # back to the original environment: the first entry loads again
+    _forget_loaded()
+    ec.counts.clear()
+    kl.simulate(model, y0, **kwargs)
+    assert dict(ec.counts) == {"load": 1}
 
 
 def test_stale_or_foreign_files_are_replaced(cache, monkeypatch):
@@ -379,6 +443,33 @@ def test_a_new_process_uses_the_cache_without_tracing(tmp_path):
     assert not warm["lapack_initialised"]
     assert normal["counts"] == {} and normal["traced"] == 1
     for out in (cold, warm):
+        assert out["ys"] == normal["ys"] and out["turns"] == normal["turns"]
+
+
+@pytest.mark.slow
+def test_two_concurrent_writers_leave_one_whole_entry(tmp_path):
+    """Two processes exporting the same configuration at once: both succeed with the
+    normal path's data, one whole entry remains (atomic replace), and a third process
+    loads it."""
+    env = {**os.environ, ec.ENV_VAR: str(tmp_path / "export")}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _CHILD], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env)
+        for _ in range(2)
+    ]
+    outs = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr[-3000:]
+        outs.append(json.loads(stdout.strip().splitlines()[-1]))
+    assert all(out["counts"].get("export", 0) + out["counts"].get("load", 0) == 1
+               for out in outs), outs
+    assert len(_entries(tmp_path / "export")) == 1
+    assert not list((tmp_path / "export").glob(".*tmp*"))  # no temporary left
+    warm = _child({ec.ENV_VAR: str(tmp_path / "export")})
+    assert warm["counts"] == {"load": 1} and warm["traced"] == 0
+    normal = _child({ec.ENV_VAR: "0"})
+    for out in (*outs, warm):
         assert out["ys"] == normal["ys"] and out["turns"] == normal["turns"]
 
 

@@ -111,9 +111,22 @@ def test_order_parameter_batch_jit_vmap_grad(getkey):
 
 
 def test_order_parameter_float64(x64):
-    theta = jnp.linspace(0, 1, 5, dtype=jnp.float64)
-    assert kl.order_parameter(theta).dtype == jnp.complex128
-    assert kl.circular_variance(theta).dtype == jnp.float64
+    # float64 phases give complex128 Z and float64 1 - R, computed in double precision:
+    # against the closed form for equally spaced phases theta_j = j h, j = 0..n-1,
+    # Z = exp(i (n-1) h / 2) sin(n h / 2) / (n sin(h / 2)), to 1e-15 (float32 would
+    # be ~1e-7 off). Near R = 1 (phases 1e-5 apart) 1 - R ~ 1e-10 survives only in
+    # float64: circular_variance ~ (1/2) Var(theta).
+    n, h = 5, 0.25
+    theta = jnp.arange(n, dtype=jnp.float64) * h
+    Z = kl.order_parameter(theta)
+    assert Z.dtype == jnp.complex128
+    exact = np.exp(1j * (n - 1) * h / 2) * np.sin(n * h / 2) / (n * np.sin(h / 2))
+    np.testing.assert_allclose(complex(Z), exact, rtol=0, atol=1e-15)
+    tight = jnp.linspace(0.0, 1e-5, 11, dtype=jnp.float64) + 0.3
+    V = kl.circular_variance(tight)
+    assert V.dtype == jnp.float64
+    var = float(np.var(np.asarray(tight)))
+    np.testing.assert_allclose(float(V), var / 2, rtol=1e-4)
 
 
 def test_order_parameter_errors():

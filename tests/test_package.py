@@ -10,9 +10,19 @@ import kuralab
 
 
 def test_every_public_name_resolves():
-    for name in kuralab.__dir__():
-        if not name.startswith("_"):
-            assert getattr(kuralab, name) is not None, name
+    # each lazy export is the very object its defining module holds (not a copy or a
+    # stub), submodules are the imported modules, and dir() lists exactly them
+    import importlib
+
+    for name, module in kuralab._WHERE.items():
+        value = getattr(kuralab, name)
+        assert value is getattr(importlib.import_module(f"kuralab.{module}"), name), name
+        # functions and classes, except constants (UPPER) and the lineax-style tags
+        assert callable(value) or name.isupper() or name.endswith("_tag"), name
+    for name in kuralab._SUBMODULES:
+        assert getattr(kuralab, name) is importlib.import_module(f"kuralab.{name}"), name
+    public = {n for n in kuralab.__dir__() if not n.startswith("_")}
+    assert set(kuralab._WHERE) | set(kuralab._SUBMODULES) <= public
 
 
 def test_type_checking_block_lists_the_same_names():

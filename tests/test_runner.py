@@ -305,6 +305,46 @@ def test_resume_with_a_changed_spec_fails(tmp_path, monkeypatch):
     assert chunk_files(out) == ["chunk-00000-of-00003.nc"]  # untouched
 
 
+@pytest.mark.slow
+def test_resume_refused_on_changed_dtype_version_or_format(tmp_path, monkeypatch):
+    """The manifest's identity beyond the spec: the float dtype, the kuralab version
+    and the chunk-directory format each refuse a resume in one line naming both
+    values, and leave the finished chunk alone."""
+    import jax
+
+    out = tmp_path / "out.nc"
+    real = plan.run_chunk
+
+    def first_only(spec, grid, where):
+        if where.start:
+            raise KeyboardInterrupt
+        return real(spec, grid, where)
+
+    monkeypatch.setattr(plan, "run_chunk", first_only)
+    with pytest.raises(KeyboardInterrupt):
+        run(out)
+    monkeypatch.setattr(plan, "run_chunk", real)
+
+    def refused(*needles):
+        with pytest.raises(ChunkStoreError) as info:
+            run(out, resume=True)
+        message = str(info.value)
+        assert "\n" not in message and "holds 1 finished chunks" in message, message
+        for needle in needles:
+            assert needle in message, message
+
+    with jax.enable_x64(True):
+        refused("computed in float32, this run computes in float64")
+    with monkeypatch.context() as m:
+        m.setattr(store, "_version", lambda: "999.0")
+        refused("written by kuralab", "this is kuralab 999.0")
+    fmt = store.FORMAT
+    with monkeypatch.context() as m:
+        m.setattr(store, "FORMAT", fmt + 1)
+        refused(f"chunk-directory format {fmt}, this kuralab writes {fmt + 1}")
+    assert chunk_files(out) == ["chunk-00000-of-00003.nc"]  # untouched
+
+
 def test_resume_with_nothing_to_resume_runs(tmp_path, reference):
     ds = run(tmp_path / "out.nc", resume=True)
     xr.testing.assert_identical(data(ds), data(reference))
@@ -469,3 +509,42 @@ def test_unreachable_scheduler(tmp_path):
     # A failed connection leaves no Dask client configured as the default scheduler
     # (xarray would then send its own computations there).
     assert dask.config.get("scheduler", None) is None
+
+
+@pytest.mark.slow
+def test_float64_through_the_runner_and_the_cli(tmp_path, cache):
+    """Under x64 a study computes and stores float64, every point equals a direct
+    float64 kl.simulate of the spec's model (mean R over the window's saves, to 1e-12:
+    only summation order differs), and the CLI under JAX_ENABLE_X64=1 writes the same
+    file bit for bit. (A seed's frequencies and phases are drawn in the run's dtype,
+    so float64 and float32 runs of one spec are different samples.)"""
+    import jax
+    import jax.numpy as jnp
+
+    with jax.enable_x64(True):
+        ds = run(tmp_path / "x64.nc")
+        floating = [v for v in ds.data_vars if ds[v].dtype.kind == "f"]
+        assert floating and all(ds[v].dtype == np.float64 for v in floating), {
+            v: ds[v].dtype for v in ds.data_vars
+        }
+        make = plan.point_model(parse_spec(SPEC))
+        for K in (0.5, 3.0):
+            for seed in (0, 1):
+                model, y0 = make(seed=seed, K=jnp.float64(K), lag=jnp.float64(0.0))
+                tr = kl.simulate(model, y0, t1=2.0, dt=0.1, solver="rk4",
+                                 saveat=kl.SaveAt(every=2))
+                assert tr.ys.dtype == jnp.float64
+                R_t = np.abs(np.mean(np.exp(1j * np.asarray(tr.ys)), axis=-1))
+                window = np.asarray(tr.ts) >= 1.0 - 1e-9  # [observe] window = 1.0
+                point = ds.sel(K=K, seed=seed)
+                np.testing.assert_allclose(point.R_t, R_t, rtol=0, atol=1e-12)
+                np.testing.assert_allclose(point.R, R_t[window].mean(), rtol=0, atol=1e-12)
+    spec = write_spec(tmp_path)
+    out = tmp_path / "cli.nc"
+    env = {**os.environ, "KURALAB_CACHE_DIR": str(cache), "JAX_ENABLE_X64": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "kuralab.cli", "run", spec, "--out", out, "-q"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    xr.testing.assert_identical(data(kl.io.load(out)), data(ds))

@@ -369,13 +369,27 @@ def test_ott_antonsen_matches_mean_field_simulation():
         )
     )(Ks)
     predicted = theory.ott_antonsen(trajs.ts[0], R0, Ks[:, None], gamma)
-    # Finite-N fluctuations are O(N^-1/2).
-    np.testing.assert_allclose(trajs.ys, predicted, atol=0.06)
-    np.testing.assert_allclose(
-        trajs.ys[:, -10:].mean(axis=1),
-        theory.order_parameter(Ks, scale=gamma),
-        atol=0.03,
-    )
+    # Error budget (RK4 at dt = 0.05 contributes < 1e-6): finite-N fluctuations. The
+    # random pairing of quantile phases with frequencies leaves |Z - Z_OA| ~ N^-1/2,
+    # amplified near incoherence by linear response, <|Z|^2> = 1/(N |1 - K/K_c|):
+    # sqrt of it is 0.022, 0.020, 0.010 for K = 0.6, 1.5, 3. The trajectory (75 saves,
+    # ~15 correlation times) is held to 4 of them (measured max 0.047, 0.036, 0.017
+    # over three pairings), but never looser than 0.06.
+    fluct = np.sqrt(1 / (n * np.abs(1 - np.asarray(Ks) / (2 * gamma))))
+    err = np.abs(np.asarray(trajs.ys) - np.asarray(predicted)).max(axis=1)
+    assert np.all(err < np.minimum(4 * fluct, 0.06)), (err, fluct)
+    # Stationary tails (10 saves 1.0 apart): above K_c the locked R fluctuates with
+    # sd sqrt((1 - R^2) / (2N)) per save: 4 standard errors of the 10-save mean
+    # (1.0e-2, 7e-3; measured <= 2.5e-3). Below, OA's R -> 0 and the tail is the
+    # finite-N floor sqrt(pi/4 <|Z|^2>) = 0.020 (measured 0.015-0.018); the tolerance is
+    # the floor plus its 4 standard errors over ~2 correlation times, 0.3 relative each.
+    tail = np.asarray(trajs.ys[:, -10:].mean(axis=1))
+    R_inf = np.asarray(theory.order_parameter(Ks, scale=gamma))
+    above = R_inf > 0
+    tol = 4 * np.sqrt((1 - R_inf**2) / (2 * n)) / np.sqrt(10)
+    assert np.all(np.abs(tail - R_inf)[above] < tol[above]), (tail, R_inf, tol)
+    floor = np.sqrt(np.pi / 4) * fluct
+    assert np.all(tail[~above] < (floor * (1 + 4 * 0.3))[~above]), (tail, floor)
 
 
 # ---------------------------------------------------------------------------------
