@@ -19,11 +19,14 @@ import numpy as np
 
 from .._delays import DELAY_SOLVERS, SDDE_SOLVERS
 from .._misc import check_finite, is_concrete, nearest
+from .scan_adjoint import ScanAdjoint
 from .solvers import BROWNIAN, has_error_estimate, needs_levy_area, solver_name
 from .trajectory import SaveAt
 
 #: Adjoints that work with kuralab's save policy (SaveAt subs) and retraction.
-ADJOINTS = (dfx.RecursiveCheckpointAdjoint, dfx.DirectAdjoint, dfx.ForwardMode)
+ADJOINTS = (
+    dfx.RecursiveCheckpointAdjoint, dfx.DirectAdjoint, dfx.ForwardMode, ScanAdjoint
+)
 
 
 class Steps(NamedTuple):
@@ -176,15 +179,24 @@ def check_noise(noisy: bool, key, brownian: str, solver, adjoint):
     return solver, adjoint
 
 
-def check_adjoint(adjoint):
+def is_fixed_step(stepsize_controller) -> bool:
+    return stepsize_controller is None or isinstance(
+        stepsize_controller, dfx.ConstantStepSize
+    )
+
+
+def check_adjoint(adjoint, fixed_step: bool):
+    """The user's adjoint, or the default: `ScanAdjoint` for a fixed step (the step
+    count is known, so reverse mode is one scan), `RecursiveCheckpointAdjoint` else."""
     if adjoint is None:
-        return dfx.RecursiveCheckpointAdjoint()
+        return ScanAdjoint() if fixed_step else dfx.RecursiveCheckpointAdjoint()
     if not isinstance(adjoint, ADJOINTS):
         raise ValueError(
             f"adjoint={type(adjoint).__name__}() is not supported by kl.simulate (it "
             "saves through diffrax SaveAt(subs=...) and retracts the state every step); "
-            "use diffrax.RecursiveCheckpointAdjoint() (default), DirectAdjoint() or "
-            "ForwardMode()"
+            "use kl.ScanAdjoint() (default for a fixed step), "
+            "diffrax.RecursiveCheckpointAdjoint() (default for adaptive steps), "
+            "DirectAdjoint() or ForwardMode()"
         )
     return adjoint
 

@@ -124,7 +124,7 @@ def simulate(
     model.validate(t0, t1)
     solver = opt.default_solver(solver, noisy)
     solver, adjoint = opt.check_noise(noisy, key, brownian, solver, adjoint)
-    adjoint = opt.check_adjoint(adjoint)
+    adjoint = opt.check_adjoint(adjoint, opt.is_fixed_step(stepsize_controller))
     base = resolve_solver(solver, stochastic=noisy)
     steps = opt.plan_steps(
         t0, t1, dt, burn_in, base, saveat, stepsize_controller, max_steps,
