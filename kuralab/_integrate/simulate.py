@@ -101,9 +101,13 @@ def simulate(
     - `stepsize_controller`: e.g. `diffrax.PIDController(rtol=1e-6, atol=1e-8)` for
       adaptive stepping (phases are wrapped, so use atol-dominated tolerances).
     - `max_steps`: step budget for adaptive runs (default `max(4096, 16 n)`).
-    - `adjoint`: a diffrax adjoint for gradients: `diffrax.RecursiveCheckpointAdjoint()`
-      (default), `diffrax.DirectAdjoint()` or `diffrax.ForwardMode()` (the default with
-      `brownian="increments"`, which supports forward mode only). Other adjoints
+    - `adjoint`: how gradients are taken. Default: `kl.ScanAdjoint()` for fixed-step
+      solves (reverse mode through one `lax.scan` over the n steps, storing each step's
+      residuals: O(n * state) memory, no recomputation), `diffrax.RecursiveCheckpointAdjoint()`
+      with a step-size controller, and `diffrax.ForwardMode()` with
+      `brownian="increments"` (which supports forward mode only). Also accepted:
+      `RecursiveCheckpointAdjoint(checkpoints=...)` (bounded memory for long runs) and
+      `diffrax.DirectAdjoint()`. Other adjoints
       (`BacksolveAdjoint`, ...) are rejected with a message.
     - `progress`: show a progress meter (tqdm); for long single runs only.
     - `throw`: raise `kl.SimulationError` on failure (default); with `False` the failure
