@@ -51,6 +51,7 @@ if _BLAS is not None:
     for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[_var] = _BLAS
 
+import kuralab  # noqa: E402, F401  (first: it may set XLA_FLAGS before JAX's backend starts)
 import jax  # noqa: E402
 from _common import (  # noqa: E402
     CheckFailed,
