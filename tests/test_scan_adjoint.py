@@ -51,6 +51,18 @@ def test_default_adjoint_is_scan_for_fixed_step_only():
     assert check_adjoint(mine, True) is mine  # the user's explicit choice is kept
 
 
+def test_long_runs_fall_back_to_bounded_memory(monkeypatch):
+    """Residuals above $KURALAB_SCAN_ADJOINT_MAX (default 2GB) -> checkpointing."""
+    from kuralab._integrate.options import check_adjoint
+
+    monkeypatch.delenv("KURALAB_SCAN_ADJOINT_MAX", raising=False)
+    assert isinstance(check_adjoint(None, True, 2 * 1024**3), kl.ScanAdjoint)
+    big = check_adjoint(None, True, 2 * 1024**3 + 1)
+    assert isinstance(big, dfx.RecursiveCheckpointAdjoint)
+    monkeypatch.setenv("KURALAB_SCAN_ADJOINT_MAX", "8GB")
+    assert isinstance(check_adjoint(None, True, 3 * 1024**3), kl.ScanAdjoint)
+
+
 @pytest.mark.slow  # two reverse-mode compilations: ~10-25 s on 2 shared cores
 def test_scan_adjoint_matches_checkpoint_adjoint_and_fd(x64):
     omega, K, y0, d = _problem()

@@ -185,11 +185,31 @@ def is_fixed_step(stepsize_controller) -> bool:
     )
 
 
-def check_adjoint(adjoint, fixed_step: bool):
+SCAN_ADJOINT_ENV = "KURALAB_SCAN_ADJOINT_MAX"
+DEFAULT_SCAN_ADJOINT_MAX = 2 * 1024**3
+#: State-sized residuals one fixed step stores for reverse mode under `ScanAdjoint`
+#: (an upper estimate: RK4 keeps the four stage states and their sin/cos).
+RESIDUALS_PER_STEP = 16
+
+
+def scan_adjoint_max_bytes() -> int:
+    raw = os.environ.get(SCAN_ADJOINT_ENV)
+    if not raw:
+        return DEFAULT_SCAN_ADJOINT_MAX
+    from .._sizes import parse_size
+
+    return parse_size(raw, SCAN_ADJOINT_ENV)
+
+
+def check_adjoint(adjoint, fixed_step: bool, residual_bytes: int = 0):
     """The user's adjoint, or the default: `ScanAdjoint` for a fixed step (the step
-    count is known, so reverse mode is one scan), `RecursiveCheckpointAdjoint` else."""
+    count is known, so reverse mode is one scan) when its stored residuals
+    (`residual_bytes`, per vmap element) fit in `$KURALAB_SCAN_ADJOINT_MAX` (default
+    2GB); `RecursiveCheckpointAdjoint` (bounded memory) otherwise."""
     if adjoint is None:
-        return ScanAdjoint() if fixed_step else dfx.RecursiveCheckpointAdjoint()
+        if fixed_step and residual_bytes <= scan_adjoint_max_bytes():
+            return ScanAdjoint()
+        return dfx.RecursiveCheckpointAdjoint()
     if not isinstance(adjoint, ADJOINTS):
         raise ValueError(
             f"adjoint={type(adjoint).__name__}() is not supported by kl.simulate (it "
