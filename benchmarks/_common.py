@@ -267,6 +267,27 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl",
+              "avx512_fp16", "amx_tile", "sve", "asimd")
+
+
+def simd_flags() -> str:
+    """The vector extensions /proc/cpuinfo lists (x86 `flags`, ARM `Features`), and the
+    XLA_FLAGS the run uses (`--xla_cpu_prefer_vector_width` changes XLA's target)."""
+    found = set()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith(("flags", "Features")):
+                    found = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:  # pragma: no cover
+        pass
+    have = [f for f in SIMD_FLAGS if f in found] or ["unknown"]
+    xla = os.environ.get("XLA_FLAGS", "")
+    return " ".join(have) + (f"; XLA_FLAGS={xla}" if xla else "; XLA_FLAGS unset")
+
+
 def fmt_s(x: float | None) -> str:
     if x is None:
         return "—"

@@ -28,7 +28,7 @@ import tempfile
 import time
 from collections import defaultdict
 
-CASES = ("meanfield", "dense", "noise", "delay", "sweep")
+CASES = ("meanfield", "dense", "noise", "delay", "sweep", "sweep_nothrow")
 
 EVENTS = {
     "/jax/core/compile/jaxpr_trace_duration": "trace_s",
@@ -85,11 +85,15 @@ def _child(case: str, cache: str | None, profile: str | None) -> dict:
     elif case == "delay":
         model = kl.Kuramoto(omega, kl.MeanField(2.0), delays=kl.Delays(0.5))
         fn = lambda: kl.simulate(model, y0, t1=t1, dt=dt, saveat=final).final  # noqa: E731
-    elif case == "sweep":
+    elif case in ("sweep", "sweep_nothrow"):
+        # throw=False: no equinox error callback in the executable (evidence for issue 18)
+        throw = case == "sweep"
         Ks = jnp.linspace(0, 4, 16)
         sweep = jax.jit(
             lambda Ks: jax.vmap(
-                lambda K: kl.simulate(kl.Kuramoto(omega, kl.MeanField(K)), y0, t1=t1, dt=dt, saveat=final).final
+                lambda K: kl.simulate(
+                    kl.Kuramoto(omega, kl.MeanField(K)), y0, t1=t1, dt=dt, saveat=final, throw=throw
+                ).final
             )(Ks)
         )
         fn = lambda: sweep(Ks)  # noqa: E731

@@ -90,6 +90,24 @@ def bandwidth(n: int, dtype, repeats: int, target_s: float = 0.3):
     return gbs, times, iters
 
 
+def fma_peak(n: int, dtype, repeats: int, chain: int = 32, target_s: float = 0.3):
+    """The elementwise vector-FMA rate: `chain` dependent `x <- a x + b` per element on
+    n values (n = 2^14 f32: 64 KB, cache-resident), one fusion per iteration; 2 flops per
+    FMA. The ceiling for sin/cos-bound phase workloads (W2, W3), which are elementwise
+    arithmetic on cache-resident state. Returns (GFLOP/s, times, iters)."""
+    rng = np.random.default_rng(0)
+    x0 = jnp.asarray(rng.uniform(-1, 1, n), dtype)
+    a = jnp.asarray(0.999, dtype)
+    b = jnp.asarray(1e-3, dtype)
+
+    def step(x, a, b):
+        for _ in range(chain):
+            x = a * x + b
+        return x
+
+    return _rate(step, x0, (a, b), 2.0 * chain * n, repeats, target_s)
+
+
 def run(ctx) -> list[Result]:
     """Roofline rows; `ctx.roof` keeps the numbers the ratios need."""
     gpu = ctx.backend != "cpu"
@@ -129,6 +147,18 @@ def run(ctx) -> list[Result]:
         ctx.roof[key] = gflops
         rows.append(r)
         ctx.log(f"  {name}: {gflops:.1f} GFLOP/s")
+    r = Result("roofline", "JAX elementwise FMA n=16384 f32 (vector peak)", "roofline")
+    try:
+        gflops, times, iters = fma_peak(1 << 14, jnp.float32, max(ctx.repeats, 5))
+        r.times, r.median_s = times, statistics.median(times)
+        r.flops = gflops * 1e9 * r.median_s
+        r.extra["gflops"] = gflops
+        r.note = f"{iters} iterations per call, 32 dependent FMAs per element"
+        ctx.roof["fma"] = gflops
+        ctx.log(f"  elementwise FMA peak: {gflops:.1f} GFLOP/s")
+    except Exception as e:  # pragma: no cover - report and go on
+        r.skipped = f"failed: {e}"
+    rows.append(r)
     if gpu or "G" in ctx.only:
         n_bw = 1 << 27 if gpu else 1 << 24
         r = Result("roofline", f"JAX stream a*x+b n={n_bw} f32 (GB/s)", "roofline")

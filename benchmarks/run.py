@@ -51,12 +51,14 @@ if _BLAS is not None:
     for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[_var] = _BLAS
 
+import kuralab  # noqa: E402, F401  (first: it may set XLA_FLAGS before JAX's backend starts)
 import jax  # noqa: E402
 from _common import (  # noqa: E402
     CheckFailed,
     Result,
     Skipped,
     cpu_model,
+    simd_flags,
     fmt_g,
     fmt_s,
     loadavg,
@@ -72,7 +74,8 @@ FULL = {
     "W5": dict(N=100, steps=5000, dt=0.01),
     "W6": dict(N=10_000, k=10, steps=100, dt=0.01, N_jitcdde=100, T_jitcdde=5.0,
                jitcdde_tol=1e-6, pairs=7),
-    "C": dict(cases=("meanfield", "dense", "noise", "delay", "sweep"), evidence=True),
+    "C": dict(cases=("meanfield", "dense", "noise", "delay", "sweep", "sweep_nothrow"), evidence=True),
+    "D": dict(N=200, steps=500, dt=0.01),
     "S": dict(
         grid={
             "meanfield": [100, 1000, 10_000, 100_000, 1_000_000],
@@ -98,6 +101,7 @@ QUICK = {
     "W6": dict(N=1000, k=10, steps=50, dt=0.01, N_jitcdde=20, T_jitcdde=2.0,
                jitcdde_tol=1e-6, pairs=3),
     "C": dict(cases=("meanfield",), evidence=False),
+    "D": dict(N=50, steps=100, dt=0.01),
     "S": dict(grid={"meanfield": [100, 3000], "dense": [100, 300], "sparse": [1000], "lattice": [1024]}),
     "G": dict(N_gpu=1_000_000, N_cpu=100_000, steps=20, ensemble=256, ensemble_steps=50),
     "L1": dict(n=100),
@@ -106,7 +110,7 @@ QUICK = {
     "L4": dict(side=11, length=50, batch=50),
     "L5": dict(N=10, steps=2000, dt=0.01, ensemble_n=8, ensemble_K=16),
 }
-ORDER = ("R", "W1", "W1b", "W2", "W3", "W4", "W5", "W6", "C", "S", "G", "L1", "L2", "L3", "L4", "L5")
+ORDER = ("R", "W1", "W1b", "W2", "W3", "W4", "W5", "W6", "C", "D", "S", "G", "L1", "L2", "L3", "L4", "L5")
 TITLES = {
     "roofline": "Roofline: the machine's measured JAX rates (GFLOP/s)",
     "W1": "W1: dense N={N}, RK4, {steps} steps",
@@ -117,6 +121,7 @@ TITLES = {
     "W5": "W5: delay tau=1, N={N} all-to-all, K=2, RK4, {steps} steps",
     "W6": "W6: per-edge delays, sparse N={N}, {k} edges per node, RK4, {steps} steps (osc-steps = edge-steps)",
     "C": "C: compile overhead of the first call in a new process (s; first call minus a steady call)",
+    "D": "D: value_and_grad of a final-state loss, dense N={N}, RK4, {steps} steps (float32 and float64)",
     "S": "S: scaling, kuralab RK4 float32 by coupling kind",
     "G": "G: device figures",
     "L5": "L5: full Lyapunov spectrum, dense N={N}, RK4 dt={dt}, {steps} steps, QR every step",
@@ -265,11 +270,24 @@ def ratios(rows, roof) -> list[dict]:
     k = _find(rows, "W2", "kuralab")
     b = _find(rows, "W2", "baseline", "NumPy f32")
     if k is not None:
-        add("W2 kuralab vs NumPy f32 (speed-up)", speed(k, b), 1.5, "")
+        add("W2 kuralab vs NumPy f32 (speed-up)", speed(k, b), 3.0, "issue 18 target 3x (issue 6: 1.5x)")
+        if roof.get("fma") and k.gflops:
+            add("W2 kuralab GFLOP/s / elementwise FMA peak (fraction; reported)", k.gflops / roof["fma"], 0.0,
+                f"{k.gflops:.1f} of {roof['fma']:.1f} GFLOP/s (136 flops per osc-step, w2_meanfield.py)")
     k = _find(rows, "W3", "kuralab")
     b = _find(rows, "W3", "baseline", "diffrax")
     if k is not None:
         add("W3 kuralab vs diffrax vmap (speed-up)", speed(k, b), 2.0, "")
+    p = _find(rows, "W3", "peer", "jitcode")
+    k = _find(rows, "W3", "kuralab")
+    if k is not None and p is not None:
+        add("W3 kuralab vs jitcode (speed-up; issue 18)", speed(k, p), 2.0, "")
+    for dtype in ("float32", "float64"):  # issue 18: reverse mode within 1.5x of a hand scan
+        k = _find(rows, "D", "kuralab", f"kuralab simulate rk4 (default adjoint: kl.ScanAdjoint) [{dtype}]")
+        b = _find(rows, "D", "baseline", f"hand-written lax.scan RK4, JAX reverse mode [{dtype}]")
+        if k is not None:
+            add(f"D value_and_grad {dtype}: kuralab vs hand lax.scan (speed ratio; 1/1.5 = within 1.5x)",
+                speed(k, b), round(1 / 1.5, 3), "")
     k = _find(rows, "W4", "kuralab")
     b = _find(rows, "W4", "baseline", "diffrax")
     if k is not None:
@@ -406,6 +424,7 @@ def environment() -> dict:
         python=platform.python_version(),
         platform=platform.platform(),
         cpu=cpu_model(),
+        simd=simd_flags(),
         cpu_count=os.cpu_count(),
         backend=jax.default_backend(),
         devices=[str(d) for d in jax.devices()],
@@ -421,7 +440,7 @@ def report_md(env, rows, rs, args, elapsed) -> str:
     out.append(f"- command: `{' '.join([Path(sys.executable).name, 'benchmarks/run.py'] + sys.argv[1:])}`")
     out.append(f"- date {env['date']}, commit {env['git_commit']}{' (dirty)' if env['git_dirty'] else ''}, "
                f"{'quick' if args.quick else 'full'} sizes, {args.repeats} repeats, {elapsed:.0f} s")
-    out.append(f"- devices: {', '.join(env['devices'])} (backend {env['backend']}); CPU: {env['cpu']} x{env['cpu_count']}")
+    out.append(f"- devices: {', '.join(env['devices'])} (backend {env['backend']}); CPU: {env['cpu']} x{env['cpu_count']}, SIMD: {env['simd']}")
     out.append(f"- load average (1/5/15 min) at start {env['loadavg_start']}, at end {env.get('loadavg_end')} "
                "(a shared machine: ratios within this run are the figures to compare)")
     out.append(f"- NumPy BLAS threads: {env['blas_threads'] or 'default'}")
@@ -473,6 +492,7 @@ def main(argv=None) -> int:
           f"{'quick' if args.quick else 'full'}, workloads {args.only}", flush=True)
 
     import compile_time
+    import d_grad
     import gpu as gpu_mod
     import l1_kuranet
     import l2_akorn
@@ -498,6 +518,7 @@ def main(argv=None) -> int:
         "W5": w5_delay.run_w5,
         "W6": w6_edge_delay.run_w6,
         "C": compile_time.run_compile,
+        "D": d_grad.run_grad,
         "S": scaling.run_scaling,
         "G": gpu_mod.run_gpu,
         "L1": l1_kuranet.run_l1,

@@ -12,7 +12,13 @@ import importlib
 import importlib.metadata
 from typing import TYPE_CHECKING
 
-from . import _accessor  # noqa: F401  (registers the `ds.kura` accessor)
+from ._xla_flags import apply_default_xla_flags as _apply_default_xla_flags
+
+# XLA:CPU's 512-bit vectors on AVX-512 CPUs, before JAX creates its CPU client
+# (kuralab/_xla_flags.py; opt out with KURALAB_XLA_FLAGS=0; a user's XLA_FLAGS wins).
+_XLA_FLAGS_NOT_SET = _apply_default_xla_flags()
+
+from . import _accessor  # noqa: E402, F401  (registers the `ds.kura` accessor)
 
 __version__ = importlib.metadata.version("kuralab")
 
@@ -74,6 +80,7 @@ _EXPORTS = {
         "SDE_SOLVERS",
         "SOLVERS",
         "SaveAt",
+        "ScanAdjoint",
         "SimulationError",
         "Trajectory",
         "simulate",
@@ -210,6 +217,7 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         SDE_SOLVERS as SDE_SOLVERS,
         SOLVERS as SOLVERS,
         SaveAt as SaveAt,
+        ScanAdjoint as ScanAdjoint,
         SimulationError as SimulationError,
         Trajectory as Trajectory,
         simulate as simulate,

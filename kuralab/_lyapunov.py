@@ -37,8 +37,10 @@ $\lambda_i = \frac{1}{T}\sum \log |R_{ii}|$ over the averaging window $T$.
 
 `lyapunov_exponents` returns arrays and works under `jax.jit`, `jax.vmap` (over models,
 initial states and keys) and differentiation, forward (`jax.jvp`, `jax.jacfwd`) and
-reverse (`jax.grad`: d lambda / d parameter); `reverse_mode=False` runs the solver's
-stages in a plain while loop, forward mode only, about 1.4x faster.
+reverse (`jax.grad`: d lambda / d parameter); `reverse_mode=False` runs the stages of
+a diffrax Runge--Kutta solver (e.g. `"heun"`, `"tsit5"`) in a plain while loop, forward
+mode only, about 1.4x faster. `"rk4"` (the default) has no stage loop (`kl.RK4` is one
+written-out step), so it is fast and differentiable both ways whatever `reverse_mode`.
 `lyapunov_spectrum` wraps it in an `xarray.Dataset`.
 
 ??? cite "References"
@@ -449,8 +451,9 @@ def lyapunov_spectrum(
     - `records`: number of running-estimate times (default 200).
     - `brownian`: `"tree"` (default) or `"increments"`, as in `kl.simulate`.
     - `reverse_mode`: `True` (default) keeps the exponents differentiable by `jax.grad`
-      as well as forward mode (the solver's stages in a bounded loop); `False` is
-      forward-mode only and about 1.4x faster.
+      as well as forward mode (a diffrax Runge--Kutta solver's stages in a bounded
+      loop); `False` is forward-mode only and about 1.4x faster for such solvers. No
+      effect for `"rk4"` (no stage loop: both modes, at the fast speed).
 
     **Returns:** an `xarray.Dataset` with `lambda` (`exponent`, descending: exponent 0 is
     the largest), `lambda_stderr`

@@ -25,8 +25,12 @@ def wrap_phase(theta):
     return _wrap_and_turns(theta)[0]
 
 
+@jax.custom_jvp
 def _wrap_and_turns(theta):
-    """Return `(wrapped, k)` with `theta ~= wrapped + 2 pi k`, wrapped in [-pi, pi)."""
+    """Return `(wrapped, k)` with `theta ~= wrapped + 2 pi k`, wrapped in [-pi, pi).
+
+    Derivative (`custom_jvp`): d wrapped = d theta, d k = 0 (the wrap is a translation
+    by a locally constant multiple of 2 pi), so reverse mode stores no masks."""
     pi = jnp.asarray(math.pi, theta.dtype)
     two_pi = jnp.asarray(TWO_PI, theta.dtype)
     k = jnp.round(theta / two_pi)
@@ -36,6 +40,13 @@ def _wrap_and_turns(theta):
     w = jnp.where(hi, w - two_pi, jnp.where(lo, w + two_pi, w))
     k = k + hi.astype(k.dtype) - lo.astype(k.dtype)
     return w, k
+
+
+@_wrap_and_turns.defjvp
+def _wrap_and_turns_jvp(primals, tangents):
+    (theta,), (dtheta,) = primals, tangents
+    w, k = _wrap_and_turns(theta)
+    return (w, k), (dtheta, jnp.zeros_like(k))
 
 
 class _Tag:

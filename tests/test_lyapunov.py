@@ -321,17 +321,23 @@ def test_forward_and_reverse_mode_derivatives_of_an_exponent(x64):
     # N = 2, locked: lambda_2 = -sqrt(K^2 - dw^2), d lambda_2 / dK = -K / sqrt(K^2 - dw^2)
     dw = 0.5
 
-    def lam2(K, reverse_mode=True):
+    def lam2(K, reverse_mode=True, solver="rk4"):
         model = _mean_field(jnp.array([-dw / 2, dw / 2]), K)
         return kl.lyapunov_exponents(model, jnp.array([0.0, 0.5]), t1=40.0, dt=0.05,
-                                     transient=10.0, records=1,
+                                     transient=10.0, records=1, solver=solver,
                                      reverse_mode=reverse_mode)["exponents"][1]
 
     exact = -1 / np.sqrt(1 - dw**2)
     forward = float(jax.jacfwd(lam2)(1.0))
     assert forward == pytest.approx(exact, abs=1e-4)
     assert float(jax.grad(lam2)(1.0)) == pytest.approx(forward, rel=1e-9)
-    # the forward-only variant: the same derivative, and no reverse mode
+    # rk4 has no stage loop (kl.RK4 is one written-out step): reverse_mode=False
+    # changes nothing, both modes give the same derivative
     assert float(jax.jacfwd(lambda K: lam2(K, False))(1.0)) == pytest.approx(forward, rel=1e-9)
+    assert float(jax.grad(lambda K: lam2(K, False))(1.0)) == pytest.approx(forward, rel=1e-9)
+    # a diffrax tableau solver (heun): the forward-only variant agrees with its
+    # reverse-mode derivative and refuses jax.grad
+    heun = float(jax.grad(lambda K: lam2(K, True, "heun"))(1.0))
+    assert float(jax.jacfwd(lambda K: lam2(K, False, "heun"))(1.0)) == pytest.approx(heun, rel=1e-9)
     with pytest.raises(ValueError, match="Reverse-mode"):
-        jax.grad(lambda K: lam2(K, False))(1.0)
+        jax.grad(lambda K: lam2(K, False, "heun"))(1.0)

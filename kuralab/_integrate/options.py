@@ -19,6 +19,7 @@ import numpy as np
 
 from .._delays import DELAY_SOLVERS, SDDE_SOLVERS
 from .._misc import check_finite, is_concrete, nearest
+from .scan_adjoint import ScanAdjoint
 from .solvers import (
     BROWNIAN,
     has_error_estimate,
@@ -29,7 +30,9 @@ from .solvers import (
 from .trajectory import SaveAt
 
 #: Adjoints that work with kuralab's save policy (SaveAt subs) and retraction.
-ADJOINTS = (dfx.RecursiveCheckpointAdjoint, dfx.DirectAdjoint, dfx.ForwardMode)
+ADJOINTS = (
+    dfx.RecursiveCheckpointAdjoint, dfx.DirectAdjoint, dfx.ForwardMode, ScanAdjoint
+)
 
 
 class Steps(NamedTuple):
@@ -182,15 +185,44 @@ def check_noise(noisy: bool, key, brownian: str, solver, adjoint):
     return solver, adjoint
 
 
-def check_adjoint(adjoint):
+def is_fixed_step(stepsize_controller) -> bool:
+    return stepsize_controller is None or isinstance(
+        stepsize_controller, dfx.ConstantStepSize
+    )
+
+
+SCAN_ADJOINT_ENV = "KURALAB_SCAN_ADJOINT_MAX"
+DEFAULT_SCAN_ADJOINT_MAX = 2 * 1024**3
+#: State-sized residuals one fixed step stores for reverse mode under `ScanAdjoint`
+#: (an upper estimate: RK4 keeps the four stage states and their sin/cos).
+RESIDUALS_PER_STEP = 16
+
+
+def scan_adjoint_max_bytes() -> int:
+    raw = os.environ.get(SCAN_ADJOINT_ENV)
+    if not raw:
+        return DEFAULT_SCAN_ADJOINT_MAX
+    from .._sizes import parse_size
+
+    return parse_size(raw, SCAN_ADJOINT_ENV)
+
+
+def check_adjoint(adjoint, fixed_step: bool, residual_bytes: int = 0):
+    """The user's adjoint, or the default: `ScanAdjoint` for a fixed step (the step
+    count is known, so reverse mode is one scan) when its stored residuals
+    (`residual_bytes`, per vmap element) fit in `$KURALAB_SCAN_ADJOINT_MAX` (default
+    2GB); `RecursiveCheckpointAdjoint` (bounded memory) otherwise."""
     if adjoint is None:
+        if fixed_step and residual_bytes <= scan_adjoint_max_bytes():
+            return ScanAdjoint()
         return dfx.RecursiveCheckpointAdjoint()
     if not isinstance(adjoint, ADJOINTS):
         raise ValueError(
             f"adjoint={type(adjoint).__name__}() is not supported by kl.simulate (it "
             "saves through diffrax SaveAt(subs=...) and retracts the state every step); "
-            "use diffrax.RecursiveCheckpointAdjoint() (default), DirectAdjoint() or "
-            "ForwardMode()"
+            "use kl.ScanAdjoint() (default for a fixed step), "
+            "diffrax.RecursiveCheckpointAdjoint() (default for adaptive steps), "
+            "DirectAdjoint() or ForwardMode()"
         )
     return adjoint
 

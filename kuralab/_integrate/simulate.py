@@ -101,9 +101,15 @@ def simulate(
     - `stepsize_controller`: e.g. `diffrax.PIDController(rtol=1e-6, atol=1e-8)` for
       adaptive stepping (phases are wrapped, so use atol-dominated tolerances).
     - `max_steps`: step budget for adaptive runs (default `max(4096, 16 n)`).
-    - `adjoint`: a diffrax adjoint for gradients: `diffrax.RecursiveCheckpointAdjoint()`
-      (default), `diffrax.DirectAdjoint()` or `diffrax.ForwardMode()` (the default with
-      `brownian="increments"`, which supports forward mode only). Other adjoints
+    - `adjoint`: how gradients are taken. Default: `kl.ScanAdjoint()` for fixed-step
+      solves (reverse mode through one `lax.scan` over the n steps, storing each step's
+      residuals: O(n * state) memory, no recomputation) while that memory (estimated as
+      16 states per step, per vmap element) is at most `$KURALAB_SCAN_ADJOINT_MAX`
+      (default 2GB); `diffrax.RecursiveCheckpointAdjoint()` (bounded memory) beyond
+      that and with a step-size controller; and `diffrax.ForwardMode()` with
+      `brownian="increments"` (which supports forward mode only). Also accepted:
+      `RecursiveCheckpointAdjoint(checkpoints=...)` (bounded memory for long runs) and
+      `diffrax.DirectAdjoint()`. Other adjoints
       (`BacksolveAdjoint`, ...) are rejected with a message.
     - `progress`: show a progress meter (tqdm); for long single runs only.
     - `throw`: raise `kl.SimulationError` on failure (default); with `False` the failure
@@ -124,13 +130,16 @@ def simulate(
     model.validate(t0, t1)
     solver = opt.default_solver(solver, noisy)
     solver, adjoint = opt.check_noise(noisy, key, brownian, solver, adjoint)
-    adjoint = opt.check_adjoint(adjoint)
     base = resolve_solver(solver, stochastic=noisy)
     steps = opt.plan_steps(
         t0, t1, dt, burn_in, base, saveat, stepsize_controller, max_steps,
         delayed=model.sender_delays is not None, noisy=noisy, brownian=brownian,
     )
     opt.check_save_size(steps, y0, turns=jax.eval_shape(model.pack, y0)[1])
+    adjoint = opt.check_adjoint(
+        adjoint, opt.is_fixed_step(stepsize_controller),
+        steps.n * y0.size * y0.dtype.itemsize * opt.RESIDUALS_PER_STEP,
+    )
     delay = opt.delay_config(model, y0, solver, noisy, steps.dt0)
     if isinstance(adjoint, dfx.ForwardMode) and getattr(base, "scan_kind", 0) is None:
         # What diffrax's ForwardMode does to RK solvers, done before wrapping them.

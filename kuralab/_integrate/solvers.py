@@ -1,7 +1,7 @@
 """Solvers by name: classical RK4, the diffrax ODE and SDE tables, and resolution.
 
-- `RK4`: diffrax ships no classical fourth-order Runge--Kutta; this is its Butcher
-  tableau with third-order Hermite dense output.
+- `RK4`: diffrax ships no classical fourth-order Runge--Kutta; this is it, its four
+  stages written out in one step (no stage loop), with third-order Hermite dense output.
 - `SOLVERS` (ODEs), `SDE_SOLVERS` (additive noise, where Ito and Stratonovich agree),
   `DELAY_SOLVERS` / `SDDE_SOLVERS` (the fixed-step delay solver's methods).
 """
@@ -9,9 +9,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 
 import diffrax as dfx
-import numpy as np
+import jax
 
 from .._akorn_step import AKOrNStep
 from .._delays import DELAY_SOLVERS, SDDE_SOLVERS, DelaySolver
@@ -31,27 +32,64 @@ __all__ = [
     "solver_name",
 ]
 
-_rk4_tableau = dfx.ButcherTableau(
-    c=np.array([0.5, 0.5, 1.0]),
-    b_sol=np.array([1 / 6, 1 / 3, 1 / 3, 1 / 6]),
-    b_error=np.zeros(4),
-    a_lower=(np.array([0.5]), np.array([0.0, 0.5]), np.array([0.0, 0.0, 1.0])),
-)
+def _axpy(y, *terms):
+    """`y + sum(c * k for c, k in terms)` leaf by leaf (pytree states)."""
+
+    def leaf(a, *ks):
+        out = a
+        for (c, _), k in zip(terms, ks, strict=True):
+            out = out + c * k
+        return out
+
+    return jax.tree_util.tree_map(leaf, y, *(k for _, k in terms))
 
 
-class RK4(dfx.AbstractERK):
-    """The classical fourth-order Runge--Kutta method (fixed step; no error estimate).
+class RK4(dfx.AbstractSolver):
+    r"""The classical fourth-order Runge--Kutta method (fixed step; no error estimate).
 
-    diffrax ships no classical RK4; this is its Butcher tableau with 3rd-order Hermite
-    dense output.
+    With $h$ = the step and $k_i$ the increments $h f(\cdot)$:
+    $k_1 = h f(t_0, y_0)$, $k_2 = h f(t_0 + h/2, y_0 + k_1/2)$,
+    $k_3 = h f(t_0 + h/2, y_0 + k_2/2)$, $k_4 = h f(t_0 + h, y_0 + k_3)$,
+    $y_1 = y_0 + (k_1 + 2 k_2 + 2 k_3 + k_4)/6$; third-order Hermite dense output from
+    $k_1$ and $k_4$ (as diffrax's `from_k` on this tableau).
+
+    diffrax ships no classical RK4. The four stages are written out in one step
+    function rather than run through diffrax's generic Runge--Kutta stage loop (a
+    checkpointed while loop over the Butcher tableau): the step is one straight-line
+    computation that XLA fuses across stages, and reverse mode through it stores the
+    stage residuals instead of re-running a checkpointed stage loop (issue 18: 1.9x ->
+    see benchmarks/README.md "Gradients").
+
+    **Arguments:** None.
     """
 
-    tableau = _rk4_tableau
-    interpolation_cls = dfx.ThirdOrderHermitePolynomialInterpolation.from_k
+    term_structure: ClassVar = dfx.AbstractTerm
+    interpolation_cls: ClassVar[
+        Callable[..., dfx.ThirdOrderHermitePolynomialInterpolation]
+    ] = dfx.ThirdOrderHermitePolynomialInterpolation
 
     def order(self, terms):
         del terms
         return 4
+
+    def init(self, terms, t0, t1, y0, args):
+        return None
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        del solver_state, made_jump
+        tm = t0 + 0.5 * (t1 - t0)
+        h = terms.contr(t0, t1)
+        k1 = terms.vf_prod(t0, y0, args, h)
+        k2 = terms.vf_prod(tm, _axpy(y0, (0.5, k1)), args, h)
+        k3 = terms.vf_prod(tm, _axpy(y0, (0.5, k2)), args, h)
+        k4 = terms.vf_prod(t1, _axpy(y0, (1.0, k3)), args, h)
+        sixth, third = 1.0 / 6.0, 1.0 / 3.0
+        y1 = _axpy(y0, (sixth, k1), (third, k2), (third, k3), (sixth, k4))
+        dense_info = dict(y0=y0, y1=y1, k0=k1, k1=k4)
+        return y1, None, dense_info, None, dfx.RESULTS.successful
+
+    def func(self, terms, t0, y0, args):
+        return terms.vf(t0, y0, args)
 
 
 SOLVERS: dict[str, Callable[[], dfx.AbstractSolver]] = {
