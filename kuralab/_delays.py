@@ -292,7 +292,7 @@ def tabulated_history(past_values, past_derivs, tau, dt, t0, left_deriv0) -> _Hi
     )
 
 
-def carried_history(final: _History, left_deriv) -> _History:
+def carried_history(final: _History, left_deriv: Array) -> _History:
     """The buffer at the end of a run, renumbered to start the next segment.
 
     `final` is the solver state after `n` steps (newest grid index `n - 1`); the result
@@ -317,10 +317,13 @@ def carried_history(final: _History, left_deriv) -> _History:
     )
 
 
-def restarted_history(carried: _History, tau: Array, dt, t0, sources=None) -> _History:
+def restarted_history(
+    carried: _History, tau: Array, dt: float, t0: float, sources: Array | None = None
+) -> _History:
     """A carried buffer (`carried_history`) as the pre-history of a run from `t0` with
     step `dt` and delays `tau` (one per read, those of the new run's model: the buffer
-    keeps only the past states). The step must be the carried run's step."""
+    keeps only the past states). The step must be the carried run's step (checked
+    by `kuralab._integrate.simulate.simulate_carrying`)."""
     if carried.newest.shape != ():
         raise ValueError("`history` must be one carried buffer (newest index a scalar)")
     dtype = carried.values.dtype

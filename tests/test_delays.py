@@ -374,6 +374,8 @@ def test_carried_history_rejects_a_foreign_buffer():
     _, hist = initial_history(short, y0, t1=1.0, dt=0.1)
     with pytest.raises(ValueError, match="`history` must be a buffer of shape"):
         simulate_carrying(long, y0, hist, t1=1.0, dt=0.1)
+    with pytest.raises(ValueError, match="segments must share the step grid"):
+        simulate_carrying(short, y0, hist, t1=1.1, dt=0.11)  # same length, other grid
     with pytest.raises(ValueError, match="`model` must have delays"):
         simulate_carrying(kl.Kuramoto(jnp.ones(4), kl.MeanField(1.0)), y0, hist,
                           t1=1.0, dt=0.1)

@@ -22,9 +22,12 @@ from __future__ import annotations
 import diffrax as dfx
 import equinox as eqx
 import jax
+import numpy as np
 
 from .._custom_types import Key, RealLike
+from .._delays import _History
 from .._export_cache import cached_call
+from .._misc import is_concrete
 from .._models.base import AbstractModel
 from . import options as opt
 from .forward_only import forward_only
@@ -122,7 +125,9 @@ def simulate(
     return traj
 
 
-def simulate_carrying(model, y0, history, **kwargs):
+def simulate_carrying(
+    model: AbstractModel, y0: RealLike, history: _History, **kwargs
+) -> tuple[Trajectory, _History]:
     """`simulate` of a delayed model that carries its delay history across segments:
     starts from `history` (a buffer from `initial_history` or from an earlier
     `simulate_carrying`, whose final state `y0` must be) instead of the model's
@@ -136,7 +141,9 @@ def simulate_carrying(model, y0, history, **kwargs):
     return _simulate(model, y0, history=history, keep_history=True, **kwargs)
 
 
-def initial_history(model, y0, **kwargs):
+def initial_history(
+    model: AbstractModel, y0: RealLike, **kwargs
+) -> tuple[RealLike, _History]:
     """`(y0, history)`: the start state and delay buffer that `simulate(model, y0,
     **kwargs)` would start from (the model's `Delays.history`; the KuraNet warm-up
     moves `y0`), to chain with `simulate_carrying`."""
@@ -172,6 +179,8 @@ def _simulate(
     delay = opt.delay_config(model, y0, solver, noisy, steps.dt0)
     if start_only:
         return start_history(model, y0, t0, steps.dt0, delay)
+    if history is not None:
+        _check_history(history, steps.dt0, delay[1], y0.shape)
     if isinstance(adjoint, dfx.ForwardMode) and getattr(base, "scan_kind", 0) is None:
         # What diffrax's ForwardMode does to RK solvers, done before wrapping them.
         base = eqx.tree_at(lambda s: s.scan_kind, base, "lax", is_leaf=lambda x: x is None)
@@ -204,6 +213,20 @@ def _simulate(
         **out, model=model, solver=name, dt=steps.dt0, t0=t0, t1=t1, burn_in=burn_in
     )
     return (raise_on_failure(traj) if throw else traj), final_history
+
+
+def _check_history(history: _History, dt0: float, n_slots: int, shape) -> None:
+    if not isinstance(history, _History) or history.values.shape != (n_slots, *shape):
+        got = getattr(getattr(history, "values", None), "shape", type(history).__name__)
+        raise ValueError(
+            f"`history` must be a buffer of shape {(n_slots, *shape)} (the carried "
+            f"run's model and step); got {got}"
+        )
+    if is_concrete(history.dt) and not np.isclose(float(history.dt), dt0, rtol=1e-6):
+        raise ValueError(
+            f"`history` was carried with step dt = {float(history.dt):g}; this run's "
+            f"step is {dt0:g}: segments must share the step grid"
+        )
 
 
 def _direct(fn, args, kwargs):

@@ -86,12 +86,7 @@ def start_history(model, y0, t0, dt0, delay, history=None):
     that run's final state and no warm-up runs)."""
     method, n_slots, kind = delay
     tau = model.sender_delays.per_read(y0.shape[0], dt0).astype(y0.dtype)
-    if history is not None:
-        if history.length != n_slots or history.values.shape[1:] != y0.shape:
-            raise ValueError(
-                f"`history` must be a buffer of shape {(n_slots, *y0.shape)} (the "
-                f"carried run's model and step); got {history.values.shape}"
-            )
+    if history is not None:  # checked by simulate_carrying
         return y0, restarted_history(history, tau, dt0, t0, model.delay_sources())
     if kind == "kuranet":
         # the reference's T_neg = max(tau) + 1 steps (tau in steps; traced or not)
