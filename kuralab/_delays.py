@@ -292,6 +292,52 @@ def tabulated_history(past_values, past_derivs, tau, dt, t0, left_deriv0) -> _Hi
     )
 
 
+def carried_history(final: _History, left_deriv: Array) -> _History:
+    """The buffer at the end of a run, renumbered to start the next segment.
+
+    `final` is the solver state after `n` steps (newest grid index `n - 1`); the result
+    has newest index `-1` (the ring rolled by `n`, so slot `m mod L` again holds grid
+    index `m`) and time origin the run's end `t_n`, and `left_deriv` (shape of
+    `final.left_deriv0`, one slope per read) is the history's slope at `t_n`: the
+    derivative the run would have pushed at `t_n` next. A segment started from it
+    (`restarted_history`) continues the run exactly as long as the first segment was
+    at least the longest delay (an older kink's left slope is not kept)."""
+    n = final.newest + 1
+    idx = jnp.mod(jnp.arange(final.length) + n, final.length)
+    return eqx.tree_at(
+        lambda h: (h.values, h.derivs, h.newest, h.t_grid0, h.left_deriv0),
+        final,
+        (
+            final.values[idx],
+            final.derivs[idx],
+            jnp.asarray(-1, jnp.int32),
+            final.t_grid0 + n.astype(final.dt.dtype) * final.dt,
+            jnp.asarray(left_deriv, final.left_deriv0.dtype),
+        ),
+    )
+
+
+def restarted_history(
+    carried: _History, tau: Array, dt: float, t0: float, sources: Array | None = None
+) -> _History:
+    """A carried buffer (`carried_history`) as the pre-history of a run from `t0` with
+    step `dt` and delays `tau` (one per read, those of the new run's model: the buffer
+    keeps only the past states). The step must be the carried run's step (checked
+    by `kuralab._integrate.simulate.simulate_carrying`)."""
+    if carried.newest.shape != ():
+        raise ValueError("`history` must be one carried buffer (newest index a scalar)")
+    dtype = carried.values.dtype
+    dt = jnp.asarray(dt, dtype)
+    if sources is not None:
+        sources = jnp.asarray(sources, jnp.int32)
+    return eqx.tree_at(
+        lambda h: (h.t_grid0, h.dt, h.tau_steps, h.zero_delay, h.sources),
+        carried,
+        (jnp.asarray(t0, dtype), dt, tau / dt, tau == 0, sources),
+        is_leaf=lambda x: x is None,
+    )
+
+
 # Explicit tableaus (a lower-triangular, b, c) of the fixed-step methods.
 _TABLEAUS = {
     "euler": ((), (1.0,), (0.0,)),

@@ -20,6 +20,10 @@ Two modes:
 - `"adiabatic"`: one axis (`along`) is a parameter curve; each value starts from the end
   state of the previous one (a quasi-static ramp), first up the curve and then back down,
   so hysteresis shows as a difference between the `direction = "up"` and `"down"` rows.
+  For models with delays the end state includes the delay history: the next value
+  starts from the previous run's history buffer (renumbered to start at `t0` again),
+  not from a constant history, so a delay-coupled branch (Yeung & Strogatz 1999) is
+  followed (tests/test_sweep.py::test_adiabatic_ramp_exposes_delayed_hysteresis).
   The other axes are independent and `vmap`-ed.
 
 Each point runs a transient `[t0, t1 - window]` and then the averaging window

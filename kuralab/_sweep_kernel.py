@@ -31,6 +31,7 @@ from jaxtyping import Array
 
 from . import _names as nm
 from ._integrate import RESULTS, SaveAt, simulate
+from ._integrate.simulate import initial_history, simulate_carrying
 from ._misc import TWO_PI, wrap_phase
 from ._models.base import AbstractModel, AbstractPhaseModel
 from ._observables import _locked_fraction, _phasor, _rotation_rate, order_parameter
@@ -158,6 +159,21 @@ def run_point(cfg: Config, model, y0, key) -> tuple[dict, Array]:
     carries into the window; its window starts at the first save time at or after
     `t_w` (`delayed_window_start`), and the reductions come from the saved states
     (effective frequencies from their exact winding numbers)."""
+    save = _saver(cfg, model)
+    want = set(cfg.observe)
+    if cfg.events:
+        return _run_point_delayed(cfg, model, y0, key, save)
+    if model.sender_delays is not None:
+        if {nm.LYAPUNOV, nm.LYAPUNOV_STDERR} & want:
+            raise ValueError(
+                "observe: 'lyapunov' is not available for models with delays"
+            )
+        return _run_point_delayed(cfg, model, y0, key, save)
+    return _run_point_segments(cfg, model, y0, key, save)
+
+
+def _saver(cfg: Config, model):
+    """The save function `save(t, y) -> dict` of the reductions `cfg.observe` needs."""
     phase = isinstance(model, AbstractPhaseModel)
     want = set(cfg.observe)
 
@@ -173,15 +189,18 @@ def run_point(cfg: Config, model, y0, key) -> tuple[dict, Array]:
             out[nm.STATE] = y
         return out
 
-    if cfg.events:
-        return _run_point_delayed(cfg, model, y0, key, save)
-    if model.sender_delays is not None:
-        if {nm.LYAPUNOV, nm.LYAPUNOV_STDERR} & want:
-            raise ValueError(
-                "observe: 'lyapunov' is not available for models with delays"
-            )
-        return _run_point_delayed(cfg, model, y0, key, save)
-    return _run_point_segments(cfg, model, y0, key, save)
+    return save
+
+
+def run_point_carrying(cfg: Config, model, y0, history, key):
+    """`run_point` of a model with delays that starts from the delay buffer `history`
+    (`_integrate.simulate.initial_history`, or the previous ramp value's) and returns
+    `(reductions, (final state, final buffer))`: the adiabatic ramps carry the whole
+    delay state, not only the end state, so each value continues the previous one's
+    branch."""
+    if {nm.LYAPUNOV, nm.LYAPUNOV_STDERR} & set(cfg.observe):
+        raise ValueError("observe: 'lyapunov' is not available for models with delays")
+    return _run_point_delayed(cfg, model, y0, key, _saver(cfg, model), history)
 
 
 def _run_point_segments(cfg: Config, model, y0, key, save) -> tuple[dict, Array]:
@@ -294,10 +313,12 @@ def _events_of(cfg: Config) -> list:
     return out
 
 
-def _run_point_delayed(cfg: Config, model, y0, key, save) -> tuple[dict, Array]:
+def _run_point_delayed(cfg: Config, model, y0, key, save, history=None):
     """One simulation over [t0, t1] saving on the grid, the window's reductions from
     the saves: models with delays (the history carries into the window), and runs with
-    study events (`kl.simulate_events`; `event_time` joins the outputs)."""
+    study events (`kl.simulate_events`; `event_time` joins the outputs). With a delay
+    buffer `history` (no events) the run starts from it and the final state comes
+    with the final buffer: `(out, (final, history))`."""
     noisy = model.diffusion(cfg.t0, y0) is not None
     phase = isinstance(model, AbstractPhaseModel)
     common = dict(
@@ -309,6 +330,10 @@ def _run_point_delayed(cfg: Config, model, y0, key, save) -> tuple[dict, Array]:
         from ._events import simulate_events
 
         traj = simulate_events(model, y0, events=_events_of(cfg), **common)
+    elif history is not None:
+        traj, history = simulate_carrying(
+            model, y0, history, brownian=cfg.brownian, **common
+        )
     else:
         traj = simulate(model, y0, brownian=cfg.brownian, **common)
     w = delayed_window_start(cfg)
@@ -331,7 +356,7 @@ def _run_point_delayed(cfg: Config, model, y0, key, save) -> tuple[dict, Array]:
     if cfg.events:
         out[EVENT_TIME] = traj.events.times
     out[nm.RESULT] = traj.result._value
-    return out, traj.final
+    return out, (traj.final if history is None else (traj.final, history))
 
 
 def _first_failure(results):
@@ -390,16 +415,32 @@ def _independent_point(cfg: Config, key, *values) -> dict:
 
 def _adiabatic_point(cfg: Config, along: str, curve, key, *values) -> dict:
     """One independent point; scans `curve` (the values of axis `along`) up, then
-    down. The point's column of `along` is a placeholder."""
+    down, each value starting from the previous one's end state (for models with
+    delays, its end state and delay buffer). The point's column of `along` is a
+    placeholder."""
     params = dict(zip(cfg.names, values, strict=True))
     seed = params.get(nm.SEED, 0)
     key = point_key(key, seed)
-    _, y0 = call_make(cfg, {**params, along: curve[0]})
+    model0, y0 = call_make(cfg, {**params, along: curve[0]})
+    if model0.sender_delays is not None and not cfg.events:
+        # The delay buffer is part of the state: carry it with the end state.
+        y0 = initial_history(
+            model0, y0, t0=cfg.t0, t1=cfg.t1, dt=cfg.dt, solver=cfg.solver
+        )
 
-    def step(y, value, index):
-        model, _ = call_make(cfg, {**params, along: value})
-        out, y_end = run_point(cfg, model, y, jax.random.fold_in(key, index))
-        return y_end, out
+        def step(carry, value, index):
+            model, _ = call_make(cfg, {**params, along: value})
+            y, hist = carry
+            return run_point_carrying(
+                cfg, model, y, hist, jax.random.fold_in(key, index)
+            )[::-1]
+
+    else:
+
+        def step(y, value, index):
+            model, _ = call_make(cfg, {**params, along: value})
+            out, y_end = run_point(cfg, model, y, jax.random.fold_in(key, index))
+            return y_end, out
 
     return ramp_up_down(step, y0, curve)
 

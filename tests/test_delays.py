@@ -328,3 +328,54 @@ def test_traced_delays_need_a_bound():
 
     with pytest.raises(ValueError, match="max_delay"):
         jax.vmap(run)(jnp.array([0.2, 0.3]))
+
+
+def _split_run(model, y0, t_split, t1, dt, solver):
+    """One run over [0, t1] and the same run as two segments joined by the carried
+    delay buffer (the second segment renumbered to start at t0 = 0 again)."""
+    from kuralab._integrate.simulate import initial_history, simulate_carrying
+
+    full = kl.simulate(model, y0, t1=t1, dt=dt, solver=solver)
+    kw = dict(dt=dt, solver=solver)
+    y, hist = initial_history(model, y0, t1=t_split, **kw)
+    a, hist = simulate_carrying(model, y, hist, t1=t_split, **kw)
+    b, _ = simulate_carrying(model, a.final, hist, t0=0.0, t1=t1 - t_split, **kw)
+    return full, a, b
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("history, convention, solver", [
+    ("constant", "physical", "rk4"),
+    (lambda t: 0.4 * jnp.sin(1.3 * t) * jnp.arange(5.0), "physical", "heun"),
+    ("constant", "kuranet", "euler"),
+])
+def test_carried_history_continues_the_run_exactly(x64, history, convention, solver):
+    """Segment 1, then segment 2 from its carried buffer, equals one run over both (the
+    same arithmetic up to the buffer's renumbering: x64 rounding, 1e-10). Delays off the
+    grid, a zero delay, and a first segment (3.0) longer than the longest delay (1.3)."""
+    tau = jnp.array([1.0, 0.73, 1.3, 0.0, 0.55])
+    if convention == "kuranet":
+        tau = jnp.array([20.0, 7.0, 26.0, 0.0, 11.0])  # steps of dt = 0.05
+    delays = kl.Delays(tau, history=history, convention=convention)
+    model = kl.Kuramoto(jnp.linspace(-1.0, 1.0, 5), kl.MeanField(1.5), delays=delays)
+    full, a, b = _split_run(model, jnp.linspace(-2.0, 2.0, 5), 3.0, 6.0, 0.05, solver)
+    n = a.ys.shape[0] - 1
+    assert_phase_allclose(a.ys, full.ys[: n + 1], atol=1e-10)
+    assert_phase_allclose(b.ys, full.ys[n:], atol=1e-10)
+    np.testing.assert_allclose(b.ts, full.ts[n:] - full.ts[n], atol=1e-12)
+
+
+def test_carried_history_rejects_a_foreign_buffer():
+    from kuralab._integrate.simulate import initial_history, simulate_carrying
+
+    y0 = jnp.zeros(4)
+    short = kl.Kuramoto(jnp.ones(4), kl.MeanField(1.0), delays=kl.Delays(0.5))
+    long = kl.Kuramoto(jnp.ones(4), kl.MeanField(1.0), delays=kl.Delays(1.5))
+    _, hist = initial_history(short, y0, t1=1.0, dt=0.1)
+    with pytest.raises(ValueError, match="`history` must be a buffer of shape"):
+        simulate_carrying(long, y0, hist, t1=1.0, dt=0.1)
+    with pytest.raises(ValueError, match="segments must share the step grid"):
+        simulate_carrying(short, y0, hist, t1=1.1, dt=0.11)  # same length, other grid
+    with pytest.raises(ValueError, match="`model` must have delays"):
+        simulate_carrying(kl.Kuramoto(jnp.ones(4), kl.MeanField(1.0)), y0, hist,
+                          t1=1.0, dt=0.1)

@@ -316,3 +316,22 @@ def test_traced_edge_delays_need_a_bound():
 
     with pytest.raises(ValueError, match="max_delay"):
         jax.vmap(run)(jnp.array([20.0, 30.0]))
+
+
+@pytest.mark.slow
+def test_carried_edge_delay_history_continues_the_run_exactly(x64):
+    """Per-edge delays share the `(slots, osc)` buffer: segment 1 then segment 2 from the
+    carried buffer equals one run (x64 rounding, 1e-10)."""
+    from kuralab._integrate.simulate import initial_history, simulate_carrying
+
+    r, s, w, tau_j, omega, y0, rng = _per_sender_case(n=8)
+    tau = rng.uniform(0.1, 0.9, s.shape[0])
+    tau[3] = 0.0
+    model = kl.Kuramoto(omega, kl.SparseCoupling(r, s, w, n=8, strength=1.7),
+                        delays=kl.EdgeDelays(tau))
+    kw = dict(dt=0.05, solver="rk4")
+    full = kl.simulate(model, y0, t1=4.0, **kw)
+    y, hist = initial_history(model, y0, t1=2.0, **kw)
+    a, hist = simulate_carrying(model, y, hist, t1=2.0, **kw)
+    b, _ = simulate_carrying(model, a.final, hist, t1=2.0, **kw)
+    assert_phase_allclose(b.ys, full.ys[40:], atol=1e-10)

@@ -403,13 +403,6 @@ def test_delayed_sync_is_bistable_with_exact_branches():
         np.testing.assert_allclose(got, expected, atol=1e-3)
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="kl.sweep's adiabatic mode carries only the end state between ramp values: "
-    "a delayed model restarts from a constant history, which always selects the "
-    "lower branch, so the up and down ramps coincide (no hysteresis)",
-)
 def test_adiabatic_ramp_exposes_delayed_hysteresis():
     """README: adiabatic ramps run up then down to expose hysteresis. In the bistable
     window the up ramp must stay on the lower branch and the down ramp on the upper

@@ -22,17 +22,20 @@ from __future__ import annotations
 import diffrax as dfx
 import equinox as eqx
 import jax
+import numpy as np
 
 from .._custom_types import Key, RealLike
+from .._delays import _History
 from .._export_cache import cached_call
+from .._misc import is_concrete
 from .._models.base import AbstractModel
 from . import options as opt
 from .forward_only import forward_only
-from .solve import solve
+from .solve import solve, start_history
 from .solvers import resolve_solver, solver_name
 from .trajectory import SaveAt, Trajectory, raise_on_failure
 
-__all__ = ["simulate"]
+__all__ = ["initial_history", "simulate", "simulate_carrying"]
 
 
 def simulate(
@@ -120,6 +123,48 @@ def simulate(
     Works under `jax.jit`, `jax.vmap` (over model parameters, initial states and keys)
     and `jax.grad` (differentiate through the integration).
     """
+    traj, _ = _simulate(
+        model, y0, t1=t1, dt=dt, t0=t0, solver=solver, saveat=saveat, key=key,
+        burn_in=burn_in, brownian=brownian, stepsize_controller=stepsize_controller,
+        max_steps=max_steps, adjoint=adjoint, progress=progress, throw=throw,
+    )
+    return traj
+
+
+def simulate_carrying(
+    model: AbstractModel, y0: RealLike, history: _History, **kwargs
+) -> tuple[Trajectory, _History]:
+    """`simulate` of a delayed model that carries its delay history across segments:
+    starts from `history` (a buffer from `initial_history` or from an earlier
+    `simulate_carrying`, whose final state `y0` must be) instead of the model's
+    `Delays.history`, and returns `(trajectory, history at t1)`. Segments of the same
+    model and step chain into one continuous run (tests/test_delays.py); the model may
+    change between segments (`kl.sweep`'s adiabatic ramps), the buffer keeps the past
+    states and slopes. `kwargs` are `simulate`'s; the next segment may start at any
+    `t0` (the buffer is renumbered from it)."""
+    if model.sender_delays is None:
+        raise ValueError("`model` must have delays to carry a delay history")
+    return _simulate(model, y0, history=history, keep_history=True, **kwargs)
+
+
+def initial_history(
+    model: AbstractModel, y0: RealLike, **kwargs
+) -> tuple[RealLike, _History]:
+    """`(y0, history)`: the start state and delay buffer that `simulate(model, y0,
+    **kwargs)` would start from (the model's `Delays.history`; the KuraNet warm-up
+    moves `y0`), to chain with `simulate_carrying`."""
+    if model.sender_delays is None:
+        raise ValueError("`model` must have delays to carry a delay history")
+    return _simulate(model, y0, start_only=True, **kwargs)
+
+
+def _simulate(
+    model, y0, *, t1, dt, t0=0.0, solver=None, saveat=None, key=None, burn_in=0.0,
+    brownian="tree", stepsize_controller=None, max_steps=None, adjoint=None,
+    progress=False, throw=True, history=None, keep_history=False, start_only=False,
+):
+    """`simulate`'s body; returns `(trajectory, final history or None)`, or with
+    `start_only` the `(y0, history)` the delayed solve would start from."""
     if not isinstance(model, AbstractModel):
         raise TypeError(
             f"`model` must be a kuralab model (e.g. kl.Kuramoto); got {type(model).__name__}"
@@ -141,6 +186,10 @@ def simulate(
         steps.n * y0.size * y0.dtype.itemsize * opt.RESIDUALS_PER_STEP,
     )
     delay = opt.delay_config(model, y0, solver, noisy, steps.dt0)
+    if start_only:
+        return start_history(model, y0, t0, steps.dt0, delay)
+    if history is not None:
+        _check_history(history, steps.dt0, delay[1], y0.shape)
     if isinstance(adjoint, dfx.ForwardMode) and getattr(base, "scan_kind", 0) is None:
         # What diffrax's ForwardMode does to RK solvers, done before wrapping them.
         base = eqx.tree_at(lambda s: s.scan_kind, base, "lax", is_leaf=lambda x: x is None)
@@ -149,7 +198,8 @@ def simulate(
     # stable key run `solve` directly (kuralab/_export_cache.py). The times are static
     # floats: traced times would make diffrax add an `error_if` host callback, which
     # keeps the compiled solve out of JAX's persistent compilation cache.
-    out = cached_call(
+    run = cached_call if history is None and not keep_history else _direct
+    out = run(
         solve,
         (model, y0, steps.saveat, t0, t1, steps.dt0, key if noisy else None),
         dict(
@@ -160,12 +210,33 @@ def simulate(
             sde=opt.sde_config(noisy, brownian, base, t0, t1, steps.n, model=model,
                                y0=model.project(y0), delayed=delay is not None),
             delay=delay,
+            **({} if history is None else dict(history=history)),
+            **(dict(keep_history=True) if keep_history else {}),
         ),
     )
+    final_history = out.pop("history", None)
     if noisy and brownian == "increments":
         out = forward_only(out)  # jax.grad then names the problem (forward_only.py)
     name = delay[0] if delay is not None else solver_name(base)
     traj = Trajectory(
         **out, model=model, solver=name, dt=steps.dt0, t0=t0, t1=t1, burn_in=burn_in
     )
-    return raise_on_failure(traj) if throw else traj
+    return (raise_on_failure(traj) if throw else traj), final_history
+
+
+def _check_history(history: _History, dt0: float, n_slots: int, shape) -> None:
+    if not isinstance(history, _History) or history.values.shape != (n_slots, *shape):
+        got = getattr(getattr(history, "values", None), "shape", type(history).__name__)
+        raise ValueError(
+            f"`history` must be a buffer of shape {(n_slots, *shape)} (the carried "
+            f"run's model and step); got {got}"
+        )
+    if is_concrete(history.dt) and not np.isclose(float(history.dt), dt0, rtol=1e-6):
+        raise ValueError(
+            f"`history` was carried with step dt = {float(history.dt):g}; this run's "
+            f"step is {dt0:g}: segments must share the step grid"
+        )
+
+
+def _direct(fn, args, kwargs):
+    return fn(*args, **kwargs)

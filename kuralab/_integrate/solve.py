@@ -18,7 +18,13 @@ import jax
 import jax.numpy as jnp
 
 from .._brownian import increment_path
-from .._delays import DelaySolver, init_history, tabulated_history
+from .._delays import (
+    DelaySolver,
+    carried_history,
+    init_history,
+    restarted_history,
+    tabulated_history,
+)
 from .manifold import (
     NoiseTerm,
     Retract,
@@ -73,23 +79,42 @@ def _warm_up(model, y0, t0, dt0, steps: int, active):
     return y_t0, (values, slopes, model.drift(t0, y_t0, None))
 
 
-def _solver(model, base, y0, t0, dt0, delay):
-    if delay is None:
-        return Retract(base), y0
+def start_history(model, y0, t0, dt0, delay, history=None):
+    """The delay buffer a run from `(t0, y0)` starts with, and its start state (the
+    KuraNet warm-up moves it): from the model's `Delays.history`, or `history`, a buffer
+    carried from the end of an earlier run (`_delays.carried_history`; then `y0` is
+    that run's final state and no warm-up runs)."""
     method, n_slots, kind = delay
     tau = model.sender_delays.per_read(y0.shape[0], dt0).astype(y0.dtype)
+    if history is not None:  # checked by simulate_carrying
+        return y0, restarted_history(history, tau, dt0, t0, model.delay_sources())
     if kind == "kuranet":
         # the reference's T_neg = max(tau) + 1 steps (tau in steps; traced or not)
         active = jnp.round(jnp.max(tau, initial=0.0) / dt0).astype(int) + 1
         y0, (values, slopes, left) = _warm_up(model, y0, t0, dt0, n_slots - 1, active)
-        hist0 = tabulated_history(values, slopes, tau, dt0, t0, left)
-    else:
-        y_proj = model.project(y0)
-        hist0 = init_history(
-            y_proj, model.drift(t0, y_proj, None), tau, dt0, t0, n_slots, kind,
-            model.delay_sources(),
-        )
-    return Retract(DelaySolver(method, hist0)), y0
+        return y0, tabulated_history(values, slopes, tau, dt0, t0, left)
+    y_proj = model.project(y0)
+    hist0 = init_history(
+        y_proj, model.drift(t0, y_proj, None), tau, dt0, t0, n_slots, kind,
+        model.delay_sources(),
+    )
+    return y0, hist0
+
+
+def _solver(model, base, y0, t0, dt0, delay, history=None):
+    if delay is None:
+        return Retract(base), y0
+    y0, hist0 = start_history(model, y0, t0, dt0, delay, history)
+    return Retract(DelaySolver(delay[0], hist0)), y0
+
+
+def _final_history(model, t1, Yf, hist):
+    """The buffer after the run, renumbered to start the next segment at `t1`, with
+    the history's slope at `t1` (the drift the next step would have pushed)."""
+    left = drift_vf(t1, Yf, (model, hist))[0]
+    if hist.sources is not None:
+        left = left[hist.sources]
+    return carried_history(hist, left)
 
 
 def _user_saveat(saveat, n_window: int, save_fn, from_start: bool):
@@ -103,10 +128,15 @@ def _user_saveat(saveat, n_window: int, save_fn, from_start: bool):
 
 @eqx.filter_jit
 def solve(
-    model, y0, saveat, t0, t1, dt0, key, *, steps, solver, adjoint, meter, sde, delay
+    model, y0, saveat, t0, t1, dt0, key, *, steps, solver, adjoint, meter, sde, delay,
+    history=None, keep_history: bool = False,
 ) -> dict:
-    """Integrate; return the fields of a `Trajectory` (less its static metadata)."""
-    solver, y0 = _solver(model, solver, y0, t0, dt0, delay)
+    """Integrate; return the fields of a `Trajectory` (less its static metadata).
+
+    Delayed models only: `history` (a carried buffer, `_delays.carried_history`)
+    replaces the model's pre-history; `keep_history=True` adds the field `history`, the
+    final buffer carried to start a next segment."""
+    solver, y0 = _solver(model, solver, y0, t0, dt0, delay, history)
     Y0 = model.pack(y0)
     terms = _terms(model, y0, Y0[1], t0, t1, key, sde)
     args = (model, None)
@@ -139,14 +169,16 @@ def solve(
     )
     sol = dfx.diffeqsolve(
         terms, solver, t_start, t1, dt0, Y0,
-        saveat=dfx.SaveAt(subs=[user, dfx.SubSaveAt(t1=True, fn=final_fn)]),
+        saveat=dfx.SaveAt(subs=[user, dfx.SubSaveAt(t1=True, fn=final_fn)],
+                          solver_state=keep_history),
         max_steps=steps.max_steps - steps.n_burn,
         **common, **resume,
     )
     results.append(sol.result)
     ts, _ = sol.ts
     ys, Yf = sol.ys
-    final_state, final_aux = jax.tree_util.tree_map(lambda a: a[0], Yf)
+    Yf_all = jax.tree_util.tree_map(lambda a: a[0], Yf)
+    final_state, final_aux = Yf_all
     finite = jnp.all(
         jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(Yf)])
     )
@@ -157,7 +189,10 @@ def solve(
         (result == RESULTS.successful) & ~finite, RESULTS.nonfinite_state, result
     )
     ys, turns = (ys, None) if saveat.fn is not None else ys
-    return dict(
+    extra = {}
+    if keep_history:
+        extra["history"] = _final_history(model, t1, Yf_all, sol.solver_state)
+    return dict(**extra,
         ts=ts,
         ys=ys,
         turns=turns,
