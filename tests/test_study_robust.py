@@ -9,11 +9,11 @@
   uninterrupted run.
 """
 
+import importlib
 import os
 import random
 import signal
 import subprocess
-import importlib
 import sys
 import time
 from pathlib import Path
