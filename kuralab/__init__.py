@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 from ._xla_flags import apply_default_xla_flags as _apply_default_xla_flags
 
-# XLA:CPU's 512-bit vectors on AVX-512 CPUs, before JAX creates its CPU client
-# (kuralab/_xla_flags.py; opt out with KURALAB_XLA_FLAGS=0; a user's XLA_FLAGS wins).
+# XLA:CPU's 512-bit vectors on AVX-512 CPUs, before JAX creates its CPU client, only
+# with KURALAB_XLA_FLAGS=1 (kuralab/_xla_flags.py: off by default, it miscompiles
+# jnp.arctan; a user's XLA_FLAGS wins).
 _XLA_FLAGS_NOT_SET = _apply_default_xla_flags()
 
 from . import _accessor  # noqa: E402, F401  (registers the `ds.kura` accessor)
@@ -192,6 +193,14 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         estimate_critical_coupling as estimate_critical_coupling,
     )
     from ._delays import Delays as Delays
+    from ._edge_delays import EdgeDelays as EdgeDelays
+    from ._energy import (
+        akorn_logged_energy as akorn_logged_energy,
+        check_lyapunov as check_lyapunov,
+        energy as energy,
+        lyapunov_hypotheses as lyapunov_hypotheses,
+        phase_potential as phase_potential,
+    )
     from ._events import (
         At as At,
         EventLog as EventLog,
@@ -202,14 +211,6 @@ if TYPE_CHECKING:  # the same names, for static type checkers and IDEs
         Stop as Stop,
         When as When,
         simulate_events as simulate_events,
-    )
-    from ._edge_delays import EdgeDelays as EdgeDelays
-    from ._energy import (
-        akorn_logged_energy as akorn_logged_energy,
-        check_lyapunov as check_lyapunov,
-        energy as energy,
-        lyapunov_hypotheses as lyapunov_hypotheses,
-        phase_potential as phase_potential,
     )
     from ._integrate import (
         RESULTS as RESULTS,

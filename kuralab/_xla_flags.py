@@ -1,4 +1,4 @@
-"""XLA:CPU's vector width on AVX-512 machines, set at `import kuralab` (issue 18).
+"""XLA:CPU's vector width on AVX-512 machines: opt in with `KURALAB_XLA_FLAGS=1` (issue 18).
 
 XLA:CPU compiles elementwise fusions for 256-bit vectors by default
 (`"prefer-vector-width"="256"` in the emitted LLVM IR, `ymm` registers in the object
@@ -7,8 +7,16 @@ fusions (the polynomial `sincos` of `_fastmath.py` and the RK stage arithmetic),
 with `--xla_cpu_prefer_vector_width=512` XLA emits `<16 x float>` / `zmm` code instead
 (evidence and timings: benchmarks/README.md, "Vector width").
 
+**Off by default: the flag miscompiles `jnp.arctan`.** With jax/jaxlib of this
+checkout on an AVX-512 Intel Xeon, `--xla_cpu_prefer_vector_width=512` makes
+`jnp.arctan(y)` wrong by up to pi/2 for large |y| (float32, y in [-1e4, 1e4]; tan, sin,
+cos, exp, log, tanh, arctan2, arcsin, arccos, erf were right), which broke a wrapped
+Cauchy sample's order parameter (0.9968 instead of 0.2, tests/test_theory.py). A speed
+flag that changes results is not a default; who wants the 512-bit code for kuralab's
+phase models sets `KURALAB_XLA_FLAGS=1` and checks the functions they use.
+
 The flag is added to `XLA_FLAGS` only when all of these hold:
-- `KURALAB_XLA_FLAGS` is not `0` (the opt-out);
+- `KURALAB_XLA_FLAGS` is `1` (the opt-in);
 - the user has not set `XLA_FLAGS` themselves (their flags are left exactly as set);
 - JAX's backends are not initialised yet (XLA reads `XLA_FLAGS` once, when the CPU
   client is created; after that the variable has no effect and is left alone);
@@ -51,8 +59,8 @@ def _backends_initialised() -> bool:
 def apply_default_xla_flags(environ=os.environ) -> str | None:
     """Set `XLA_FLAGS` to `FLAG` when the conditions of the module docstring hold;
     return the reason it was not set (None when it was)."""
-    if environ.get(OPT_OUT_ENV, "1").strip() == "0":
-        return f"{OPT_OUT_ENV}=0"
+    if environ.get(OPT_OUT_ENV, "0").strip() != "1":
+        return f"{OPT_OUT_ENV} is not 1 (the default: the flag miscompiles jnp.arctan)"
     if "XLA_FLAGS" in environ:
         return "XLA_FLAGS set by the user"
     if not _has_avx512():

@@ -13,6 +13,7 @@ import os
 from typing import NamedTuple
 
 import diffrax as dfx
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -320,7 +321,8 @@ def sde_config(
     tol = (t1 - t0) / 2 ** math.ceil(math.log2(2 * n))
     ito = False
     if model is not None:
-        correction = jax.eval_shape(lambda m, y: m.ito_correction(t0, y), model, y0)
+        # filter_eval_shape: a model may hold functions (a learned score, a schedule)
+        correction = eqx.filter_eval_shape(lambda m, y: m.ito_correction(t0, y), model, y0)
         if correction is not None:
             calculus = noise_calculus(base, delayed)
             if calculus not in ("ito", "stratonovich"):
