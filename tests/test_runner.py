@@ -280,8 +280,9 @@ def test_resume_repairs_and_cleans(tmp_path, monkeypatch, reference, capsys):
     assert err[3].startswith("[runner] chunk 3/3 (8/8 points)")
 
 
-def test_resume_with_a_changed_spec_fails(tmp_path, monkeypatch):
-    out = tmp_path / "out.nc"
+def _interrupted_after_the_first_chunk(out, monkeypatch):
+    """Run the spec to `out`, interrupted (KeyboardInterrupt) once chunk 0 is written;
+    `plan.run_chunk` is restored afterwards."""
     real = plan.run_chunk
 
     def first_only(spec, grid, where):
@@ -289,10 +290,15 @@ def test_resume_with_a_changed_spec_fails(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(spec, grid, where)
 
-    monkeypatch.setattr(plan, "run_chunk", first_only)
-    with pytest.raises(KeyboardInterrupt):
-        run(out)
-    monkeypatch.undo()
+    with monkeypatch.context() as m:
+        m.setattr(plan, "run_chunk", first_only)
+        with pytest.raises(KeyboardInterrupt):
+            run(out)
+
+
+def test_resume_with_a_changed_spec_fails(tmp_path, monkeypatch):
+    out = tmp_path / "out.nc"
+    _interrupted_after_the_first_chunk(out, monkeypatch)
     changed = SPEC.replace("dt = 0.1", "dt = 0.05")
     for resume in (True, False):
         with pytest.raises(ChunkStoreError) as info:
@@ -313,17 +319,7 @@ def test_resume_refused_on_changed_dtype_version_or_format(tmp_path, monkeypatch
     import jax
 
     out = tmp_path / "out.nc"
-    real = plan.run_chunk
-
-    def first_only(spec, grid, where):
-        if where.start:
-            raise KeyboardInterrupt
-        return real(spec, grid, where)
-
-    monkeypatch.setattr(plan, "run_chunk", first_only)
-    with pytest.raises(KeyboardInterrupt):
-        run(out)
-    monkeypatch.setattr(plan, "run_chunk", real)
+    _interrupted_after_the_first_chunk(out, monkeypatch)
 
     def refused(*needles):
         with pytest.raises(ChunkStoreError) as info:
