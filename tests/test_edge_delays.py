@@ -49,12 +49,7 @@ def test_edge_delays_equal_per_sender_when_tau_ij_is_tau_j_rk4(x64):
 @pytest.mark.slow
 def test_edge_delays_equal_per_sender_when_tau_ij_is_tau_j(x64):
     n = 12
-    r, s, w = _graph(n, 3)
-    rng = np.random.default_rng(1)
-    tau_j = rng.uniform(0.1, 0.9, n)
-    tau_j[[2, 7]] = 0.0  # zero delays read the present
-    omega = jnp.asarray(rng.normal(0, 1, n))
-    y0 = jnp.asarray(rng.uniform(-3, 3, n))
+    r, s, w, tau_j, omega, y0, rng = _per_sender_case(n)
     sparse = kl.SparseCoupling(r, s, w, n=n, strength=1.7)
     kw = dict(t1=6.0, dt=0.05)
     for solver in ("heun", "euler"):
