@@ -1,6 +1,6 @@
 """Where the L1 KuraNet step's time goes (profile evidence for issue 12's L1 target).
 
-    python benchmarks/l1_profile.py [--repeats 21]
+    python benchmarks/l1_profile.py [--repeats 21] [--against REV]
 
 Not part of `make bench`. Times, interleaved in one process (median and minimum of
 `--repeats` calls each, milliseconds):
@@ -14,14 +14,19 @@ Not part of `make bench`. Times, interleaved in one process (median and minimum 
 - `pass`: one elementwise pass over an n^2 x 128 float32 array (read one, write one);
 - `simulate`: value and gradient of the 100 + 50 Euler steps with a fixed coupling.
 
-and counts the n^2 x 128 arrays materialised in the compiled `pair_mlp` (HLO).
+and counts the n^2 x 128 arrays materialised in the compiled `pair_mlp` (HLO). With
+`--against REV` (a git revision, e.g. `main`) it also times `step_REV`: the same step with
+`kuralab/learn/_pair_mlp.py` as of REV (read with `git show`), for a same-run A/B.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,13 +45,34 @@ from kuralab.learn._pair_mlp import pair_logits  # noqa: E402
 from kuralab.learn._train import _step  # noqa: E402
 
 
-def cases(n: int = 100, h: int = 128):
+def _pair_logits_at(rev: str):
+    """`pair_logits` from kuralab/learn/_pair_mlp.py as of git revision `rev`."""
+    root = Path(__file__).resolve().parent.parent
+    src = subprocess.run(
+        ["git", "show", f"{rev}:kuralab/learn/_pair_mlp.py"], cwd=root, check=True,
+        capture_output=True, text=True,
+    ).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as fh:
+        fh.write(src)
+    spec = importlib.util.spec_from_file_location(f"_pair_mlp_{rev}", fh.name)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.pair_logits
+
+
+def cases(n: int = 100, h: int = 128, against: str | None = None):
+    import kuralab.learn.kuranet as kuranet
+
     coupling, disorder = L1.problem(n)
     opt = optax.chain(optax.clip_by_global_norm(L1.CLIP), optax.sgd(L1.LR))
     state0 = opt.init(eqx.filter(coupling, eqx.is_inexact_array))
 
-    def loss_fn(c, d, key):
-        return L.kuranet_loss(c, d, burn_in=L1.BURN, window=L1.WIN, dt=L1.DT)
+    def with_pair_logits(fn):
+        def loss_fn(c, d, key):
+            kuranet.pair_logits = fn  # read at trace time by PairwiseMLPCoupling
+            return L.kuranet_loss(c, d, burn_in=L1.BURN, window=L1.WIN, dt=L1.DT)
+        step = eqx.filter_jit(lambda c, s, d, k: _step(loss_fn, opt, c, s, d, k))
+        return lambda: step(coupling, state0, disorder, jax.random.key(0))
 
     ks = jax.random.split(jax.random.key(3), 8)
     A, B = jax.random.normal(ks[0], (n, h)), jax.random.normal(ks[1], (n, h))
@@ -82,8 +108,10 @@ def cases(n: int = 100, h: int = 128):
         return jax.value_and_grad(f)(K)
 
     mlp_args = (A, B, W, g, s, w, G)
-    runs = {
-        "step": lambda: _step(loss_fn, opt, coupling, state0, disorder, jax.random.key(0)),
+    runs = {"step": with_pair_logits(pair_logits)}
+    if against is not None:
+        runs[f"step_{against}"] = with_pair_logits(_pair_logits_at(against))
+    runs |= {
         "pair_mlp": lambda: mlp(*mlp_args),
         "mm_fwd": lambda: mm_fwd(X, W),
         "mm_dh": lambda: mm_dh(Y, W),
@@ -100,8 +128,9 @@ def cases(n: int = 100, h: int = 128):
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=21)
+    ap.add_argument("--against", default=None, help="git revision for a same-run A/B")
     args = ap.parse_args(argv)
-    runs, n_big = cases()
+    runs, n_big = cases(against=args.against)
     for f in runs.values():
         jax.block_until_ready(f())
     times = {k: [] for k in runs}
