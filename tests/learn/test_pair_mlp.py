@@ -81,6 +81,9 @@ def test_gradient_pass_count_over_pair_tensors():
 
     from kuralab.learn._pair_mlp import pair_logits
 
+    if jax.default_backend() != "cpu":
+        pytest.skip("the count is of XLA:CPU's fusions (GPU fuses differently)")
+
     n, h = 100, 128
     f32 = jax.ShapeDtypeStruct
     args = [f32((n, h), jnp.float32)] * 2 + [f32((h, h), jnp.float32)] + [f32((h,), jnp.float32)] * 4
