@@ -1,0 +1,333 @@
+// kuralab: one pass of the float32 polynomial sincos with both oscillator means.
+//
+// For x of shape (..., n): s = sin x, c = cos x (same shape) and ms = mean(s, -1),
+// mc = mean(c, -1) (shape (...)). The sincos is the algorithm of kuralab/_fastmath.py
+// (Cody--Waite reduction to [-pi/4, pi/4], cephes minimax polynomials, quadrant
+// selects) evaluated once per element; XLA:CPU evaluates it once per consumer and
+// makes one reduction pass per mean. Built lazily by kuralab/_native/build.py.
+//
+// Work is split into fixed chunks (a row group, or a block of one long row) claimed
+// from an atomic counter by the calling thread and by tasks on XLA's intra-op pool;
+// each chunk's partial sums go to its own slot and are added in chunk order, so the
+// result does not depend on which thread ran which chunk.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+constexpr float kPio2Hi = 1.5703125f;
+constexpr float kPio2Mid = 4.837512969970703125e-4f;
+constexpr float kPio2Lo = 7.54978995489188216e-8f;
+constexpr float kTwoOverPi = 0.63661977236758134308f;
+constexpr float kS1 = -1.6666654611e-1f, kS2 = 8.3321608736e-3f, kS3 = -1.9515295891e-4f;
+constexpr float kC1 = 4.166664568298827e-2f, kC2 = -1.388731625493765e-3f,
+                kC3 = 2.443315711809948e-5f;
+constexpr int64_t kBlock = 8192;        // elements per chunk of a long row
+constexpr int64_t kSerialBelow = 16384;  // total elements under which one thread does all
+
+// sin and cos of one float32 value (kuralab/_fastmath.py's algorithm).
+#pragma omp declare simd
+inline void sincos1(float xi, float* so, float* co) {
+  const float k = std::nearbyint(xi * kTwoOverPi);
+  const float r = ((xi - k * kPio2Hi) - k * kPio2Mid) - k * kPio2Lo;
+  const float z = r * r;
+  const float ps = r + r * z * (kS1 + z * (kS2 + z * kS3));
+  const float pc = 1.0f - 0.5f * z + z * z * (kC1 + z * (kC2 + z * kC3));
+  const int32_t q = static_cast<int32_t>(k);
+  const bool swap = (q & 1) != 0;
+  float si = swap ? pc : ps;
+  float ci = swap ? ps : pc;
+  *so = (q & 2) ? -si : si;
+  *co = ((q + 1) & 2) ? -ci : ci;
+}
+
+// sin and cos of x[0:m], their sums in *ss, *sc.
+inline void sincos_block(const float* __restrict x, float* __restrict s,
+                         float* __restrict c, int64_t m, double* ss, double* sc) {
+  float acc_s = 0.0f, acc_c = 0.0f;
+#pragma omp simd reduction(+ : acc_s, acc_c)
+  for (int64_t i = 0; i < m; ++i) {
+    const float xi = x[i];
+    const float k = std::nearbyint(xi * kTwoOverPi);
+    const float r = ((xi - k * kPio2Hi) - k * kPio2Mid) - k * kPio2Lo;
+    const float z = r * r;
+    const float ps = r + r * z * (kS1 + z * (kS2 + z * kS3));
+    const float pc = 1.0f - 0.5f * z + z * z * (kC1 + z * (kC2 + z * kC3));
+    const int32_t q = static_cast<int32_t>(k);
+    const bool swap = (q & 1) != 0;
+    float si = swap ? pc : ps;
+    float ci = swap ? ps : pc;
+    si = (q & 2) ? -si : si;
+    ci = ((q + 1) & 2) ? -ci : ci;
+    s[i] = si;
+    c[i] = ci;
+    acc_s += si;
+    acc_c += ci;
+  }
+  *ss = acc_s;
+  *sc = acc_c;
+}
+
+struct Work {
+  const float* x;
+  float* s;
+  float* c;
+  int64_t rows, n, rows_per_chunk, blocks_per_row, chunks;
+  std::vector<double> part_s, part_c;  // one slot per (row, block)
+  std::atomic<int64_t> next{0};
+  std::atomic<int64_t> done{0};
+
+  void run_chunk(int64_t k) {
+    if (blocks_per_row == 1) {
+      const int64_t r0 = k * rows_per_chunk, r1 = std::min(rows, r0 + rows_per_chunk);
+      for (int64_t r = r0; r < r1; ++r) {
+        sincos_block(x + r * n, s + r * n, c + r * n, n, &part_s[r], &part_c[r]);
+      }
+    } else {
+      const int64_t r = k / blocks_per_row, b = k % blocks_per_row;
+      const int64_t i0 = b * kBlock, m = std::min(n - i0, kBlock);
+      const int64_t off = r * n + i0;
+      sincos_block(x + off, s + off, c + off, m, &part_s[k], &part_c[k]);
+    }
+  }
+
+  void drain() {
+    for (;;) {
+      const int64_t k = next.fetch_add(1, std::memory_order_relaxed);
+      if (k >= chunks) return;
+      run_chunk(k);
+      done.fetch_add(1, std::memory_order_release);
+    }
+  }
+};
+
+ffi::Error PhasorMeanImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
+                          ffi::ResultBuffer<ffi::F32> s, ffi::ResultBuffer<ffi::F32> c,
+                          ffi::ResultBuffer<ffi::F32> ms, ffi::ResultBuffer<ffi::F32> mc) {
+  const auto dims = x.dimensions();
+  if (dims.size() < 1) {
+    return ffi::Error::InvalidArgument("phasor_mean: the input needs an oscillator axis");
+  }
+  const int64_t n = dims.back();
+  const int64_t total = static_cast<int64_t>(x.element_count());
+  const int64_t rows = n > 0 ? total / n : 0;
+  if (n <= 0) {
+    return ffi::Error::InvalidArgument("phasor_mean: empty oscillator axis");
+  }
+  auto w = std::make_shared<Work>();
+  w->x = x.typed_data();
+  w->s = s->typed_data();
+  w->c = c->typed_data();
+  w->rows = rows;
+  w->n = n;
+  w->blocks_per_row = (n + kBlock - 1) / kBlock;
+  w->rows_per_chunk = w->blocks_per_row == 1 ? std::max<int64_t>(1, kBlock / n) : 1;
+  w->chunks = w->blocks_per_row == 1 ? (rows + w->rows_per_chunk - 1) / w->rows_per_chunk
+                                     : rows * w->blocks_per_row;
+  const int64_t slots = w->blocks_per_row == 1 ? rows : rows * w->blocks_per_row;
+  w->part_s.assign(slots, 0.0);
+  w->part_c.assign(slots, 0.0);
+
+  int64_t helpers = 0;
+  if (total >= kSerialBelow && w->chunks > 1) {
+    helpers = std::min<int64_t>(pool.num_threads(), w->chunks - 1);
+  }
+  for (int64_t t = 0; t < helpers; ++t) {
+    pool.Schedule([w]() { w->drain(); });
+  }
+  w->drain();
+  while (w->done.load(std::memory_order_acquire) < w->chunks) {
+    std::this_thread::yield();
+  }
+
+  float* out_s = ms->typed_data();
+  float* out_c = mc->typed_data();
+  const double inv_n = 1.0 / static_cast<double>(n);
+  for (int64_t r = 0; r < rows; ++r) {
+    double a = 0.0, b = 0.0;
+    const int64_t k0 = w->blocks_per_row == 1 ? r : r * w->blocks_per_row;
+    for (int64_t j = 0; j < w->blocks_per_row; ++j) {
+      a += w->part_s[k0 + j];
+      b += w->part_c[k0 + j];
+    }
+    out_s[r] = static_cast<float>(a * inv_n);
+    out_c[r] = static_cast<float>(b * inv_n);
+  }
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(KuralabPhasorMean, PhasorMeanImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>());
+
+// ---------------------------------------------------------------------------------
+// One classical RK4 step of the mean-field Kuramoto--Sakaguchi model, per row:
+//   f(y)_i = omega_i + K (cos a (c_i S - s_i C) - sin a (s_i S + c_i C)),
+//   (S, C) = mean over the row of (sin y, cos y),
+// with increments k = h f as in kuralab/_integrate/solvers.py (RK4.step):
+//   y1 = y0 + k1/6 + k2/3 + k3/3 + k4/6, stage states y0 + k1/2, y0 + k2/2, y0 + k3.
+// Inputs y0, omega (rows, n), coef (rows, 6) = [K(t0), K(t0 + h/2), K(t0 + h), h,
+// cos a, sin a]. Outputs y1, k1, k4 (rows, n) and two (rows, n) scratch arrays (the
+// last stage's sin and cos). Five passes over the row, each evaluating sincos once;
+// rows are independent and are shared among the threads in groups.
+// ---------------------------------------------------------------------------------
+
+namespace {
+
+struct RowArgs {
+  const float* y0;
+  const float* om;
+  const float* coef;
+  float *y1, *k1, *k4, *s, *c;
+};
+
+inline void mf_rk4_row(const RowArgs& a, int64_t n) {
+  const float K0 = a.coef[0], Km = a.coef[1], K1 = a.coef[2], h = a.coef[3];
+  const float ca = a.coef[4], sa = a.coef[5];
+  const float* __restrict y0 = a.y0;
+  const float* __restrict om = a.om;
+  float* __restrict acc = a.y1;
+  float* __restrict s = a.s;
+  float* __restrict c = a.c;
+  float* __restrict k1o = a.k1;
+  float* __restrict k4o = a.k4;
+  const float inv_n = 1.0f / static_cast<float>(n);
+  // Stage 1: the phasor of y0.
+  float ss = 0.0f, sc = 0.0f;
+#pragma omp simd reduction(+ : ss, sc)
+  for (int64_t i = 0; i < n; ++i) {
+    float si, ci;
+    sincos1(y0[i], &si, &ci);
+    s[i] = si;
+    c[i] = ci;
+    ss += si;
+    sc += ci;
+  }
+  // Stages 2--4: increment of the previous stage, then the phasor of the next state.
+  const float stage_K[3] = {K0, Km, Km};
+  const float stage_a[3] = {0.5f, 0.5f, 1.0f};
+  const float stage_w[3] = {1.0f / 6.0f, 1.0f / 3.0f, 1.0f / 3.0f};
+  for (int st = 0; st < 3; ++st) {
+    const float S = stage_K[st] * (ss * inv_n), C = stage_K[st] * (sc * inv_n);
+    const float al = stage_a[st], w = stage_w[st];
+    float ns = 0.0f, nc = 0.0f;
+#pragma omp simd reduction(+ : ns, nc)
+    for (int64_t i = 0; i < n; ++i) {
+      const float si = s[i], ci = c[i];
+      const float f = om[i] + (ca * (ci * S - si * C) - sa * (si * S + ci * C));
+      const float k = h * f;
+      const float base = st == 0 ? y0[i] : acc[i];
+      if (st == 0) k1o[i] = k;
+      acc[i] = base + w * k;
+      float s2, c2;
+      sincos1(y0[i] + al * k, &s2, &c2);
+      s[i] = s2;
+      c[i] = c2;
+      ns += s2;
+      nc += c2;
+    }
+    ss = ns;
+    sc = nc;
+  }
+  // Last increment and the new state.
+  const float S = K1 * (ss * inv_n), C = K1 * (sc * inv_n);
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float si = s[i], ci = c[i];
+    const float f = om[i] + (ca * (ci * S - si * C) - sa * (si * S + ci * C));
+    const float k = h * f;
+    k4o[i] = k;
+    acc[i] = acc[i] + (1.0f / 6.0f) * k;
+  }
+}
+
+struct RowWork {
+  RowArgs base;
+  int64_t rows, n, rows_per_chunk, chunks;
+  std::atomic<int64_t> next{0};
+  std::atomic<int64_t> done{0};
+
+  void drain() {
+    for (;;) {
+      const int64_t k = next.fetch_add(1, std::memory_order_relaxed);
+      if (k >= chunks) return;
+      const int64_t r0 = k * rows_per_chunk, r1 = std::min(rows, r0 + rows_per_chunk);
+      for (int64_t r = r0; r < r1; ++r) {
+        RowArgs a = base;
+        const int64_t off = r * n;
+        a.y0 += off; a.om += off; a.coef += 6 * r;
+        a.y1 += off; a.k1 += off; a.k4 += off; a.s += off; a.c += off;
+        mf_rk4_row(a, n);
+      }
+      done.fetch_add(1, std::memory_order_release);
+    }
+  }
+};
+
+ffi::Error MeanFieldRK4Impl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> y0,
+                            ffi::Buffer<ffi::F32> omega, ffi::Buffer<ffi::F32> coef,
+                            ffi::ResultBuffer<ffi::F32> y1, ffi::ResultBuffer<ffi::F32> k1,
+                            ffi::ResultBuffer<ffi::F32> k4, ffi::ResultBuffer<ffi::F32> s,
+                            ffi::ResultBuffer<ffi::F32> c) {
+  const auto dims = y0.dimensions();
+  if (dims.size() < 1 || dims.back() <= 0) {
+    return ffi::Error::InvalidArgument("meanfield_rk4: y0 needs a non-empty last axis");
+  }
+  const int64_t n = dims.back();
+  const int64_t total = static_cast<int64_t>(y0.element_count());
+  const int64_t rows = total / n;
+  if (static_cast<int64_t>(omega.element_count()) != total ||
+      static_cast<int64_t>(coef.element_count()) != 6 * rows) {
+    return ffi::Error::InvalidArgument("meanfield_rk4: omega / coef shapes do not match y0");
+  }
+  auto w = std::make_shared<RowWork>();
+  w->base = RowArgs{y0.typed_data(), omega.typed_data(), coef.typed_data(),
+                    y1->typed_data(), k1->typed_data(), k4->typed_data(),
+                    s->typed_data(), c->typed_data()};
+  w->rows = rows;
+  w->n = n;
+  w->rows_per_chunk = std::max<int64_t>(1, 4096 / n);
+  w->chunks = (rows + w->rows_per_chunk - 1) / w->rows_per_chunk;
+  int64_t helpers = 0;
+  if (total >= kSerialBelow && w->chunks > 1) {
+    helpers = std::min<int64_t>(pool.num_threads(), w->chunks - 1);
+  }
+  for (int64_t t = 0; t < helpers; ++t) {
+    pool.Schedule([w]() { w->drain(); });
+  }
+  w->drain();
+  while (w->done.load(std::memory_order_acquire) < w->chunks) {
+    std::this_thread::yield();
+  }
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(KuralabMeanFieldRK4, MeanFieldRK4Impl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>());
