@@ -77,7 +77,9 @@ def meanfield_rk4(
 
 def _kernel(y0, omega, coef):
     full = jax.ShapeDtypeStruct(y0.shape, y0.dtype)
-    call = jax.ffi.ffi_call(MEANFIELD_RK4, (full,) * 5, vmap_method="broadcast_all")
+    # "expand_dims": an input not batched by jax.vmap (omega in a sweep over K) is
+    # passed once with size-1 batch axes and shared by the kernel, not broadcast.
+    call = jax.ffi.ffi_call(MEANFIELD_RK4, (full,) * 5, vmap_method="expand_dims")
     y1, k1, k4, _, _ = call(y0, omega, coef)
     return y1, k1, k4
 

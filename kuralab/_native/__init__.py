@@ -20,6 +20,20 @@ path, which computes the same values (tests/test_native.py).
 
 from __future__ import annotations
 
-from .build import MEANFIELD_RK4, NATIVE_ENV, PHASOR_MEAN, native_enabled, target
+from .build import (
+    MEANFIELD_RK4,
+    NATIVE_ENV,
+    NATIVE_TARGETS,
+    PHASOR_MEAN,
+    native_enabled,
+    target,
+)
 
-__all__ = ["MEANFIELD_RK4", "NATIVE_ENV", "PHASOR_MEAN", "native_enabled", "target"]
+__all__ = [
+    "MEANFIELD_RK4",
+    "NATIVE_ENV",
+    "NATIVE_TARGETS",
+    "PHASOR_MEAN",
+    "native_enabled",
+    "target",
+]

@@ -31,7 +31,14 @@ import tempfile
 import threading
 from pathlib import Path
 
-__all__ = ["MEANFIELD_RK4", "NATIVE_ENV", "PHASOR_MEAN", "native_enabled", "target"]
+__all__ = [
+    "MEANFIELD_RK4",
+    "NATIVE_ENV",
+    "NATIVE_TARGETS",
+    "PHASOR_MEAN",
+    "native_enabled",
+    "target",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +48,7 @@ PHASOR_MEAN = "kuralab_phasor_mean"
 MEANFIELD_RK4 = "kuralab_meanfield_rk4"
 #: FFI target name -> the handler symbol in `kernels.cc`.
 _SYMBOLS = {PHASOR_MEAN: "KuralabPhasorMean", MEANFIELD_RK4: "KuralabMeanFieldRK4"}
+NATIVE_TARGETS = tuple(_SYMBOLS)
 _SOURCE = Path(__file__).with_name("kernels.cc")
 _FLAGS = (
     "-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp-simd",

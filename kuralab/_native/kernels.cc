@@ -183,7 +183,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(KuralabPhasorMean, PhasorMeanImpl,
 // with increments k = h f as in kuralab/_integrate/solvers.py (RK4.step):
 //   y1 = y0 + k1/6 + k2/3 + k3/3 + k4/6, stage states y0 + k1/2, y0 + k2/2, y0 + k3.
 // Inputs y0, omega (rows, n), coef (rows, 6) = [K(t0), K(t0 + h/2), K(t0 + h), h,
-// cos a, sin a]. Outputs y1, k1, k4 (rows, n) and two (rows, n) scratch arrays (the
+// cos a, sin a], each also accepted with one row shared by all. Outputs y1, k1, k4 (rows, n) and two (rows, n) scratch arrays (the
 // last stage's sin and cos). Five passes over the row, each evaluating sincos once;
 // rows are independent and are shared among the threads in groups.
 // ---------------------------------------------------------------------------------
@@ -260,6 +260,7 @@ inline void mf_rk4_row(const RowArgs& a, int64_t n) {
 struct RowWork {
   RowArgs base;
   int64_t rows, n, rows_per_chunk, chunks;
+  int64_t y0_stride, om_stride, coef_stride;  // 0 for an input shared by all rows
   std::atomic<int64_t> next{0};
   std::atomic<int64_t> done{0};
 
@@ -271,7 +272,7 @@ struct RowWork {
       for (int64_t r = r0; r < r1; ++r) {
         RowArgs a = base;
         const int64_t off = r * n;
-        a.y0 += off; a.om += off; a.coef += 6 * r;
+        a.y0 += r * y0_stride; a.om += r * om_stride; a.coef += r * coef_stride;
         a.y1 += off; a.k1 += off; a.k4 += off; a.s += off; a.c += off;
         mf_rk4_row(a, n);
       }
@@ -285,16 +286,23 @@ ffi::Error MeanFieldRK4Impl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> y0,
                             ffi::ResultBuffer<ffi::F32> y1, ffi::ResultBuffer<ffi::F32> k1,
                             ffi::ResultBuffer<ffi::F32> k4, ffi::ResultBuffer<ffi::F32> s,
                             ffi::ResultBuffer<ffi::F32> c) {
-  const auto dims = y0.dimensions();
+  // Under jax.vmap (vmap_method="expand_dims") an unbatched input arrives with
+  // size-1 batch axes: it is shared by every row (stride 0), not copied.
+  const auto dims = y1->dimensions();
   if (dims.size() < 1 || dims.back() <= 0) {
     return ffi::Error::InvalidArgument("meanfield_rk4: y0 needs a non-empty last axis");
   }
   const int64_t n = dims.back();
-  const int64_t total = static_cast<int64_t>(y0.element_count());
+  const int64_t total = static_cast<int64_t>(y1->element_count());
   const int64_t rows = total / n;
-  if (static_cast<int64_t>(omega.element_count()) != total ||
-      static_cast<int64_t>(coef.element_count()) != 6 * rows) {
-    return ffi::Error::InvalidArgument("meanfield_rk4: omega / coef shapes do not match y0");
+  const int64_t y0_rows = static_cast<int64_t>(y0.element_count()) / n;
+  const int64_t om_rows = static_cast<int64_t>(omega.element_count()) / n;
+  const int64_t coef_rows = static_cast<int64_t>(coef.element_count()) / 6;
+  const auto shared_or_all = [rows](int64_t r) { return r == 1 || r == rows; };
+  if (y0.dimensions().back() != n || omega.dimensions().back() != n ||
+      coef.dimensions().back() != 6 || !shared_or_all(y0_rows) ||
+      !shared_or_all(om_rows) || !shared_or_all(coef_rows)) {
+    return ffi::Error::InvalidArgument("meanfield_rk4: y0 / omega / coef shapes do not match");
   }
   auto w = std::make_shared<RowWork>();
   w->base = RowArgs{y0.typed_data(), omega.typed_data(), coef.typed_data(),
@@ -302,6 +310,9 @@ ffi::Error MeanFieldRK4Impl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> y0,
                     s->typed_data(), c->typed_data()};
   w->rows = rows;
   w->n = n;
+  w->y0_stride = (y0_rows == rows && rows > 1) ? n : 0;
+  w->om_stride = (om_rows == rows && rows > 1) ? n : 0;
+  w->coef_stride = (coef_rows == rows && rows > 1) ? 6 : 0;
   w->rows_per_chunk = std::max<int64_t>(1, 4096 / n);
   w->chunks = (rows + w->rows_per_chunk - 1) / w->rows_per_chunk;
   int64_t helpers = 0;
