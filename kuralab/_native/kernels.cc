@@ -33,6 +33,7 @@ constexpr float kC1 = 4.166664568298827e-2f, kC2 = -1.388731625493765e-3f,
                 kC3 = 2.443315711809948e-5f;
 constexpr int64_t kBlock = 8192;        // elements per chunk of a long row
 constexpr int64_t kSerialBelow = 16384;  // total elements under which one thread does all
+constexpr int64_t kLongRow = 32768;      // a single row this long is shared among threads
 
 // sin and cos of one float32 value (kuralab/_fastmath.py's algorithm).
 #pragma omp declare simd
@@ -197,65 +198,131 @@ struct RowArgs {
   float *y1, *k1, *k4, *s, *c;
 };
 
-inline void mf_rk4_row(const RowArgs& a, int64_t n) {
-  const float K0 = a.coef[0], Km = a.coef[1], K1 = a.coef[2], h = a.coef[3];
-  const float ca = a.coef[4], sa = a.coef[5];
+// Phase p of a step on elements [i0, i1) of a row. p = 0: the phasor of y0; p = 1, 2,
+// 3: the increment of stage p from the stored phasor and the stage's coupled means
+// (S, C), then the phasor of the next stage state; p = 4: the last increment and y1.
+// Returns the sums of the new sin and cos over [i0, i1) (p < 4).
+inline void mf_phase(const RowArgs& a, int p, float S, float C, int64_t i0, int64_t i1,
+                     double* ss_out, double* sc_out) {
+  const float h = a.coef[3], ca = a.coef[4], sa = a.coef[5];
   const float* __restrict y0 = a.y0;
   const float* __restrict om = a.om;
   float* __restrict acc = a.y1;
   float* __restrict s = a.s;
   float* __restrict c = a.c;
-  float* __restrict k1o = a.k1;
-  float* __restrict k4o = a.k4;
-  const float inv_n = 1.0f / static_cast<float>(n);
-  // Stage 1: the phasor of y0.
   float ss = 0.0f, sc = 0.0f;
+  if (p == 0) {
 #pragma omp simd reduction(+ : ss, sc)
-  for (int64_t i = 0; i < n; ++i) {
-    float si, ci;
-    sincos1(y0[i], &si, &ci);
-    s[i] = si;
-    c[i] = ci;
-    ss += si;
-    sc += ci;
-  }
-  // Stages 2--4: increment of the previous stage, then the phasor of the next state.
-  const float stage_K[3] = {K0, Km, Km};
-  const float stage_a[3] = {0.5f, 0.5f, 1.0f};
-  const float stage_w[3] = {1.0f / 6.0f, 1.0f / 3.0f, 1.0f / 3.0f};
-  for (int st = 0; st < 3; ++st) {
-    const float S = stage_K[st] * (ss * inv_n), C = stage_K[st] * (sc * inv_n);
-    const float al = stage_a[st], w = stage_w[st];
-    float ns = 0.0f, nc = 0.0f;
-#pragma omp simd reduction(+ : ns, nc)
-    for (int64_t i = 0; i < n; ++i) {
+    for (int64_t i = i0; i < i1; ++i) {
+      float si, ci;
+      sincos1(y0[i], &si, &ci);
+      s[i] = si;
+      c[i] = ci;
+      ss += si;
+      sc += ci;
+    }
+  } else if (p < 4) {
+    const float al = p == 3 ? 1.0f : 0.5f;
+    const float w = p == 1 ? 1.0f / 6.0f : 1.0f / 3.0f;
+    float* __restrict k1o = a.k1;
+    const float* __restrict base = p == 1 ? y0 : acc;
+    if (p == 1) {
+#pragma omp simd
+      for (int64_t i = i0; i < i1; ++i) {
+        const float si = s[i], ci = c[i];
+        k1o[i] = h * (om[i] + (ca * (ci * S - si * C) - sa * (si * S + ci * C)));
+      }
+    }
+#pragma omp simd reduction(+ : ss, sc)
+    for (int64_t i = i0; i < i1; ++i) {
       const float si = s[i], ci = c[i];
-      const float f = om[i] + (ca * (ci * S - si * C) - sa * (si * S + ci * C));
-      const float k = h * f;
-      const float base = st == 0 ? y0[i] : acc[i];
-      if (st == 0) k1o[i] = k;
-      acc[i] = base + w * k;
+      const float k = h * (om[i] + (ca * (ci * S - si * C) - sa * (si * S + ci * C)));
+      acc[i] = base[i] + w * k;
       float s2, c2;
       sincos1(y0[i] + al * k, &s2, &c2);
       s[i] = s2;
       c[i] = c2;
-      ns += s2;
-      nc += c2;
+      ss += s2;
+      sc += c2;
     }
-    ss = ns;
-    sc = nc;
-  }
-  // Last increment and the new state.
-  const float S = K1 * (ss * inv_n), C = K1 * (sc * inv_n);
+  } else {
+    float* __restrict k4o = a.k4;
 #pragma omp simd
-  for (int64_t i = 0; i < n; ++i) {
-    const float si = s[i], ci = c[i];
-    const float f = om[i] + (ca * (ci * S - si * C) - sa * (si * S + ci * C));
-    const float k = h * f;
-    k4o[i] = k;
-    acc[i] = acc[i] + (1.0f / 6.0f) * k;
+    for (int64_t i = i0; i < i1; ++i) {
+      const float si = s[i], ci = c[i];
+      const float k = h * (om[i] + (ca * (ci * S - si * C) - sa * (si * S + ci * C)));
+      k4o[i] = k;
+      acc[i] = acc[i] + (1.0f / 6.0f) * k;
+    }
+  }
+  *ss_out = ss;
+  *sc_out = sc;
+}
+
+// The coupled means (S, C) entering phase p + 1, from the block sums of phase p.
+inline void stage_means(const RowArgs& a, int p, const double* bs, const double* bc,
+                        int64_t blocks, int64_t n, float* S, float* C) {
+  double ts = 0.0, tc = 0.0;
+  for (int64_t b = 0; b < blocks; ++b) {
+    ts += bs[b];
+    tc += bc[b];
+  }
+  const float K = p == 0 ? a.coef[0] : (p < 3 ? a.coef[1] : a.coef[2]);
+  *S = K * static_cast<float>(ts / static_cast<double>(n));
+  *C = K * static_cast<float>(tc / static_cast<double>(n));
+}
+
+// A whole step of one row on the calling thread (block sums as in the threaded path,
+// so both give the same numbers).
+inline void mf_rk4_row(const RowArgs& a, int64_t n) {
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  std::vector<double> bs(blocks), bc(blocks);
+  float S = 0.0f, C = 0.0f;
+  for (int p = 0; p < 5; ++p) {
+    for (int64_t b = 0; b < blocks; ++b) {
+      mf_phase(a, p, S, C, b * kBlock, std::min(n, (b + 1) * kBlock), &bs[b], &bc[b]);
+    }
+    if (p < 4) stage_means(a, p, bs.data(), bc.data(), blocks, n, &S, &C);
   }
 }
+
+// One long row shared by several threads: the blocks of each phase are claimed
+// through per-block flags (thread t scans from its own end, so a thread tends to keep
+// the same blocks, in its cache, from phase to phase); whoever finishes a phase's last
+// block computes the means and opens the next phase. No thread ever waits for a block
+// nobody has claimed, so a helper the pool never runs costs nothing but time.
+struct LongRow {
+  RowArgs a;
+  int64_t n, blocks;
+  std::vector<double> bs, bc;
+  std::unique_ptr<std::atomic<int>[]> claimed;  // [5 * blocks]
+  std::atomic<int64_t> done[5];
+  std::atomic<int> phase{0};
+  float S[5] = {0}, C[5] = {0};
+
+  LongRow(const RowArgs& args, int64_t n_)
+      : a(args), n(n_), blocks((n_ + kBlock - 1) / kBlock), bs(blocks), bc(blocks),
+        claimed(new std::atomic<int>[5 * blocks]) {
+    for (int64_t i = 0; i < 5 * blocks; ++i) claimed[i].store(0);
+    for (auto& d : done) d.store(0);
+  }
+
+  void work(bool from_end) {
+    for (int p = 0; p < 5; ++p) {
+      while (phase.load(std::memory_order_acquire) < p) std::this_thread::yield();
+      for (int64_t j = 0; j < blocks; ++j) {
+        const int64_t b = from_end ? blocks - 1 - j : j;
+        if (claimed[p * blocks + b].exchange(1, std::memory_order_relaxed)) continue;
+        mf_phase(a, p, S[p], C[p], b * kBlock, std::min(n, (b + 1) * kBlock), &bs[b],
+                 &bc[b]);
+        if (done[p].fetch_add(1, std::memory_order_acq_rel) + 1 == blocks) {
+          if (p < 4) stage_means(a, p, bs.data(), bc.data(), blocks, n, &S[p + 1], &C[p + 1]);
+          phase.store(p + 1, std::memory_order_release);
+        }
+      }
+    }
+  }
+};
 
 struct RowWork {
   RowArgs base;
@@ -315,6 +382,13 @@ ffi::Error MeanFieldRK4Impl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> y0,
   w->coef_stride = (coef_rows == rows && rows > 1) ? 6 : 0;
   w->rows_per_chunk = std::max<int64_t>(1, 4096 / n);
   w->chunks = (rows + w->rows_per_chunk - 1) / w->rows_per_chunk;
+  if (rows == 1 && n >= kLongRow && pool.num_threads() >= 1) {
+    auto lr = std::make_shared<LongRow>(w->base, n);
+    pool.Schedule([lr]() { lr->work(true); });
+    lr->work(false);
+    while (lr->phase.load(std::memory_order_acquire) < 5) std::this_thread::yield();
+    return ffi::Error::Success();
+  }
   int64_t helpers = 0;
   if (total >= kSerialBelow && w->chunks > 1) {
     helpers = std::min<int64_t>(pool.num_threads(), w->chunks - 1);
