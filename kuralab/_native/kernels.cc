@@ -140,7 +140,7 @@ ffi::Error PhasorMeanImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
 
   int64_t helpers = 0;
   if (total >= kSerialBelow && w->chunks > 1) {
-    helpers = std::min<int64_t>(pool.num_threads(), w->chunks - 1);
+    helpers = std::min<int64_t>(std::max<int64_t>(1, pool.num_threads() - 1), w->chunks - 1);
   }
   for (int64_t t = 0; t < helpers; ++t) {
     pool.Schedule([w]() { w->drain(); });
@@ -276,13 +276,22 @@ inline void stage_means(const RowArgs& a, int p, const double* bs, const double*
 // so both give the same numbers).
 inline void mf_rk4_row(const RowArgs& a, int64_t n) {
   const int64_t blocks = (n + kBlock - 1) / kBlock;
-  std::vector<double> bs(blocks), bc(blocks);
+  double small_s[16], small_c[16];  // no allocation for rows up to 16 blocks
+  std::vector<double> big_s, big_c;
+  double* bs = small_s;
+  double* bc = small_c;
+  if (blocks > 16) {
+    big_s.resize(blocks);
+    big_c.resize(blocks);
+    bs = big_s.data();
+    bc = big_c.data();
+  }
   float S = 0.0f, C = 0.0f;
   for (int p = 0; p < 5; ++p) {
     for (int64_t b = 0; b < blocks; ++b) {
       mf_phase(a, p, S, C, b * kBlock, std::min(n, (b + 1) * kBlock), &bs[b], &bc[b]);
     }
-    if (p < 4) stage_means(a, p, bs.data(), bc.data(), blocks, n, &S, &C);
+    if (p < 4) stage_means(a, p, bs, bc, blocks, n, &S, &C);
   }
 }
 
@@ -391,7 +400,7 @@ ffi::Error MeanFieldRK4Impl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> y0,
   }
   int64_t helpers = 0;
   if (total >= kSerialBelow && w->chunks > 1) {
-    helpers = std::min<int64_t>(pool.num_threads(), w->chunks - 1);
+    helpers = std::min<int64_t>(std::max<int64_t>(1, pool.num_threads() - 1), w->chunks - 1);
   }
   for (int64_t t = 0; t < helpers; ++t) {
     pool.Schedule([w]() { w->drain(); });
