@@ -75,9 +75,6 @@ from typing import Any
 import equinox as eqx
 import jax
 
-from ._native import NATIVE_TARGETS
-from ._native import target as native_target
-
 from ._export_key import (
     _FORMAT,
     _Call,
@@ -87,6 +84,7 @@ from ._export_key import (
     _Unstable as _Unstable,
 )
 from ._files import atomic_output
+from ._native import NATIVE_TARGETS, target as native_target
 
 logger = logging.getLogger(__name__)
 
