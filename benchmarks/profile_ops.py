@@ -1,6 +1,6 @@
 """Per-operation costs behind the benchmark ratios (profile evidence for issue 6).
 
-    python benchmarks/profile_ops.py [--only sincos,dense,em,delay,hlo]
+    python benchmarks/profile_ops.py [--only sincos,dense,em,delay,hlo,w2peak]
 
 Not part of `make bench`; prints a table of microbenchmarks, each timed inside one jitted
 `fori_loop` with a carry-dependent operand (median of 5), and op counts from the compiled
@@ -14,6 +14,7 @@ HLO of kuralab's and diffrax's solves:
 - `em`: Euler--Maruyama step, N=1000: kuralab vs diffrax direct.
 - `delay`: kuralab delayed RK4 step, N=100.
 - `hlo`: op counts (sine, cosine, dot, rng/threefry, custom-call, while) per compiled solve.
+- `w2peak`: W2's GFLOP/s against the elementwise FMA peak, alternating pairs (issue 18).
 """
 
 from __future__ import annotations
@@ -259,7 +260,39 @@ def sec_meanfield():
     report("meanf", "NumPy f32 4 x (sin+cos) of N=1e5 (ns per osc-step)", f"{4 * t_np / N * 1e9:.1f}")
 
 
-SECTIONS = {"meanfield": sec_meanfield, "sincos": sec_sincos, "dense": sec_dense, "em": sec_em, "delay": sec_delay, "hlo": sec_hlo}
+def sec_w2peak(pairs: int = 5):
+    """W2's rate (kuralab simulate, N = 1e5, 1000 RK4 steps, 136 flops per osc-step)
+    against the elementwise FMA peak (`roofline.fma_peak`), timed in alternating
+    pairs; the median per-pair fraction. Says whether the native kernel ran."""
+    import roofline
+    from w2_meanfield import FLOPS_PER_OSC_STEP
+
+    N, steps, dt = 100_000, 1000, 0.01
+    rng = np.random.default_rng(3)
+    om = jnp.asarray(rng.normal(0, 1, N), jnp.float32)
+    y0 = jnp.asarray(rng.uniform(-math.pi, math.pi, N), jnp.float32)
+    model = kl.Kuramoto(om, kl.MeanField(2.0))
+
+    def w2():
+        return kl.simulate(model, y0, t1=steps * dt, dt=dt, saveat=kl.SaveAt(final=True)).final
+
+    native = "kuralab_meanfield_rk4" in jax.jit(lambda m, y: kl.simulate(
+        m, y, t1=steps * dt, dt=dt, saveat=kl.SaveAt(final=True), throw=False).final
+    ).lower(model, y0).as_text()
+    report("w2peak", "native mean-field RK4 kernel in the compiled solve", str(native))
+    rates, peaks = [], []
+    for _ in range(pairs):
+        t = call_time(w2, repeats=1)
+        rates.append(FLOPS_PER_OSC_STEP * N * steps / t / 1e9)
+        peaks.append(roofline.fma_peak(1 << 14, jnp.float32, 1)[0])
+    fr = sorted(r / p for r, p in zip(rates, peaks, strict=True))
+    report("w2peak", "W2 GFLOP/s (median of pairs)", f"{statistics.median(rates):.1f}")
+    report("w2peak", "elementwise FMA peak GFLOP/s (median)", f"{statistics.median(peaks):.1f}")
+    report("w2peak", "fraction of the peak (median per pair; min-max)",
+           f"{statistics.median(fr):.3f} ({fr[0]:.3f}-{fr[-1]:.3f})")
+
+
+SECTIONS = {"w2peak": sec_w2peak, "meanfield": sec_meanfield, "sincos": sec_sincos, "dense": sec_dense, "em": sec_em, "delay": sec_delay, "hlo": sec_hlo}
 
 
 def main(argv=None):

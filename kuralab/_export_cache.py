@@ -84,6 +84,7 @@ from ._export_key import (
     _Unstable as _Unstable,
 )
 from ._files import atomic_output
+from ._native import NATIVE_TARGETS, target as native_target
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +205,15 @@ def _export(fn: Callable[..., Any], call: _Call) -> tuple[_Entry, bytes]:
         jax.ShapeDtypeStruct(x.shape, x.dtype, weak_type=jax.typeof(x).weak_type)
         for x in call.arrays
     ]
-    exported = jax.export.export(jax.jit(flat), platforms=(call.platform,))(*specs)
+    # kuralab's own FFI kernels (kuralab/_native) are not on jax.export's list of
+    # stable custom calls; a loaded entry registers them first (`_read`).
+    exported = jax.export.export(
+        jax.jit(flat),
+        platforms=(call.platform,),
+        disabled_checks=[
+            jax.export.DisabledSafetyCheck.custom_call(name) for name in NATIVE_TARGETS
+        ],
+    )(*specs)
     payload = bytes(exported.serialize())
     targets = sorted(set(_CUSTOM_CALL.findall(exported.mlir_module())))
     entry = _Entry(exported, description["output"], any("lapack" in t for t in targets))
@@ -251,6 +260,9 @@ def _read(path: Path, key: str) -> _Entry | None:
         return None
     try:
         header, payload = _unpack(data, key)
+        native = set(header.get("custom_calls", ())) & set(NATIVE_TARGETS)
+        if any(native_target(name) is None for name in native):
+            raise ValueError("it calls kuralab's native kernels, unavailable here")
         exported = jax.export.deserialize(bytearray(payload))
         return _Entry(exported, header["output"], bool(header["needs_lapack"]))
     except Exception as e:  # noqa: BLE001 -- any damage means: export again

@@ -28,6 +28,8 @@ import equinox as eqx
 import jax
 import numpy as np
 
+from ._native import NATIVE_ENV
+
 #: Version of the entry file format; part of every key, so a new format is a new key.
 _FORMAT = 1
 
@@ -201,13 +203,18 @@ def _versions() -> str:
 
 
 def _environment() -> str:
-    """Versions, kuralab's source hash, JAX's configuration and `EQX_*` variables."""
+    """Versions, kuralab's source hash, JAX's configuration, `EQX_*` variables and
+    `KURALAB_NATIVE` (which decides whether the native kernels are traced in)."""
     config = sorted(
         f"{k}={_describe(v)}"
         for k, v in jax.config.values.items()
         if k not in _CONFIG_IGNORED
     )
-    eqx_env = sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("EQX_"))
+    eqx_env = sorted(
+        f"{k}={v}"
+        for k, v in os.environ.items()
+        if k.startswith("EQX_") or k == NATIVE_ENV
+    )
     return "\n".join([_versions(), _source_fingerprint(), *config, *eqx_env])
 
 

@@ -24,7 +24,9 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, Real
 
 from .._custom_types import CouplingMatrix, NodeSignal, ScalarLike
+from .._fastmath import sincos
 from .._misc import as_tags, check_finite, is_concrete
+from .._phasor_mean import sincos_mean
 from .._schedules import AbstractSchedule, evaluate
 from .base import (
     HIGHEST,
@@ -69,6 +71,14 @@ class AbstractCoupling(AbstractOperator):
             raise ValueError("`n` is required for couplings that accept any size")
         return self.apply(jnp.eye(n), t)
 
+    def _phasor_apply(self, theta, t: ScalarLike = 0.0):
+        """`(sin theta, cos theta, K sin theta, K cos theta)` for phases of shape
+        `(osc,)`: the receivers' phasor and the coupling applied to it (what a phase
+        model's drift needs). The last two broadcast against `(osc,)` (a mean field
+        returns them as scalars)."""
+        s, c = sincos(theta)
+        return s, c, self.apply(s, t), self.apply(c, t)
+
     def _asymmetry(self):
         if self.n_osc is None:
             return super()._asymmetry()
@@ -104,6 +114,16 @@ class MeanField(AbstractCoupling):
         u = jnp.asarray(u)
         mean = jnp.mean(u, axis=0, keepdims=True)
         return jnp.broadcast_to(evaluate(self.K, t) * mean, u.shape).astype(u.dtype)
+
+    def _phasor_apply(self, theta, t: ScalarLike = 0.0):
+        # sin, cos and both means in one pass (kuralab/_phasor_mean.py: the native
+        # kernel for float32 on a CPU); the coupled means come back as scalars.
+        theta = jnp.asarray(theta)
+        if theta.ndim != 1:
+            return super()._phasor_apply(theta, t)
+        s, c, ms, mc = sincos_mean(theta)
+        k = evaluate(self.K, t)
+        return s, c, (k * ms).astype(s.dtype), (k * mc).astype(s.dtype)
 
     def _asymmetry(self):
         zero = jnp.zeros(())

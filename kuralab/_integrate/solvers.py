@@ -18,6 +18,7 @@ from .._akorn_step import AKOrNStep
 from .._delays import DELAY_SOLVERS, SDDE_SOLVERS, DelaySolver
 from .._misc import nearest
 from .._symplectic_step import SymplecticEuler
+from .manifold import drift_vf
 
 __all__ = [
     "BROWNIAN",
@@ -77,6 +78,11 @@ class RK4(dfx.AbstractSolver):
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         del solver_state, made_jump
+        fused = _fused_step(terms, t0, t1, y0, args)
+        if fused is not None:
+            y1, k1, k4 = fused
+            dense_info = dict(y0=y0, y1=y1, k0=k1, k1=k4)
+            return y1, None, dense_info, None, dfx.RESULTS.successful
         tm = t0 + 0.5 * (t1 - t0)
         h = terms.contr(t0, t1)
         k1 = terms.vf_prod(t0, y0, args, h)
@@ -90,6 +96,31 @@ class RK4(dfx.AbstractSolver):
 
     def func(self, terms, t0, y0, args):
         return terms.vf(t0, y0, args)
+
+
+def _fused_step(terms, t0, t1, y0, args):
+    """`(y1, k1, k4)` from the model's own whole-step kernel (`_rk4_step`, e.g. the
+    mean-field Kuramoto model's native step) when `terms` is kuralab's undelayed
+    drift, else None. diffrax hands solvers its terms wrapped (`WrapTerm`: times
+    multiplied by the integration direction); the stage times passed on are those the
+    drift would see."""
+    term, direction = terms, 1
+    if type(term).__name__ == "WrapTerm":  # diffrax._term.WrapTerm (not exported)
+        term, direction = term.term, term.direction
+    if not (
+        isinstance(term, dfx.ODETerm)
+        and term.vector_field is drift_vf
+        and isinstance(args, tuple)
+        and len(args) == 2
+        and args[1] is None
+    ):
+        return None
+    step = getattr(args[0], "_rk4_step", None)
+    if step is None:
+        return None
+    tm = t0 + 0.5 * (t1 - t0)
+    times = (t0 * direction, tm * direction, t1 * direction)
+    return step(times, terms.contr(t0, t1), y0)
 
 
 SOLVERS: dict[str, Callable[[], dfx.AbstractSolver]] = {

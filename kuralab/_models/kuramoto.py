@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import ClassVar
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
-from .._coupling import AbstractCoupling, is_autonomous
+from .._coupling import AbstractCoupling, MeanField, is_autonomous
 from .._custom_types import FrequenciesLike, ScalarLike
 from .._delays import Delays
 from .._edge_delays import EdgeDelays, edge_coupling_term, edge_sources
 from .._fastmath import sincos
+from .._meanfield_step import meanfield_rk4
 from .._misc import as_float_array, check_finite
 from .._noise import Noise
 from .._schedules import AbstractSchedule, evaluate
@@ -250,21 +252,64 @@ class Kuramoto(AbstractPhaseModel):
         s_send, c_send = (s, c) if theta_senders is None else sincos(theta_senders)
         C = self.coupling.apply(c_send, t)
         S = self.coupling.apply(s_send, t)
+        return self._combine(s, c, S, C)
+
+    def _combine(self, s, c, S, C):
         sin_a, cos_a = sincos(jnp.asarray(self.lag, s.dtype))
         return cos_a * (c * S - s * C) - sin_a * (s * S + c * C)
 
     def drift(self, t, y, y_delayed=None):
         theta = y
-        phasor = sincos(theta)
-        if y_delayed is not None and isinstance(self.delays, EdgeDelays):
+        if y_delayed is None:
+            # The coupling computes the phasor with its own applications (a mean field:
+            # one pass for sin, cos and both means, kuralab/_phasor_mean.py).
+            s, c, S, C = self.coupling._phasor_apply(theta, t)
+            phasor = (s, c)
+            coupling = self._combine(s, c, S, C)
+        elif isinstance(self.delays, EdgeDelays):
+            phasor = sincos(theta)
             lag = jnp.asarray(self.lag, theta.dtype)
             coupling = edge_coupling_term(self.coupling, t, theta, y_delayed, lag)
         else:
+            phasor = sincos(theta)
             coupling = self._coupling_term(t, phasor, y_delayed)
         d = self.omega.astype(theta.dtype) + coupling
         if self.forcing is not None:
             d = d + self.forcing._term(t, phasor)
         return d
+
+    def _rk4_step(self, times, h, Y):
+        """One `kl.RK4` step of the internal state `Y = (theta, turns)`, with stage
+        times `times = (t0, t0 + h/2, t0 + h)` and step `h`, by the native
+        mean-field kernel (kuralab/_meanfield_step.py): `(Y1, k1, k4)` with the
+        increments `k = h f`, or `None` when it does not apply (other couplings,
+        forcing, delays, noise, dtypes, or no kernel); the solver then runs its
+        stages through `drift`."""
+        if not (
+            isinstance(self.coupling, MeanField)
+            and self.forcing is None
+            and self.delays is None
+            and self.noise is None
+        ):
+            return None
+        theta, turns = Y
+        f32 = jnp.float32
+        if theta.dtype != f32 or self.omega.dtype != f32:
+            return None
+        t0, tm, t1 = times
+        K = self.coupling.K
+        sin_a, cos_a = sincos(jnp.asarray(self.lag, f32))
+        coef = jnp.stack(
+            [jnp.asarray(v, f32) for v in (
+                evaluate(K, t0), evaluate(K, tm), evaluate(K, t1), h, cos_a, sin_a
+            )]
+        )
+        out = meanfield_rk4(theta, self.omega, coef)
+        if out is None:
+            return None
+        y1, k1, k4 = out
+        zero = jax.tree_util.tree_map(jnp.zeros_like, turns)
+        return (y1, turns), (k1, zero), (k4, zero)
 
     # -- energy (the gradient-flow potential) ----------------------------------------
 
