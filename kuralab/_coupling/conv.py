@@ -73,25 +73,74 @@ def _pads(ks: Sequence[int]) -> list[tuple[int, int]]:
     return [((k - 1) // 2, k // 2) for k in ks]
 
 
+METHODS = ("im2col", "shift", "xla")
+
+
+def im2col_weight(kernel: Float[Array, "*k cout cin"]) -> Float[Array, "kcin cout"]:
+    """`kernel` `(*k, C_out, C_in)` as the `(prod(k) * C_in, C_out)` matrix of
+    `conv_im2col`: row `d * C_in + i` (kernel offset `d` in row-major order, input
+    channel `i`), column `o`."""
+    nd = kernel.ndim - 2
+    kk = math.prod(kernel.shape[:nd])
+    w = kernel.reshape((kk,) + kernel.shape[nd:])
+    return jnp.swapaxes(w, -1, -2).reshape(kk * kernel.shape[-1], kernel.shape[-2])
+
+
+def conv_im2col(
+    u: Float[Array, "*batch *grid cin"],
+    wmat: Float[Array, "kcin cout"],
+    kernel_spatial: Sequence[int],
+    padding: str = "zeros",
+) -> Float[Array, "*batch *grid cout"]:
+    """`conv_channels_last(u, kernel, padding, method="im2col")` with the weight
+    already as `wmat = im2col_weight(kernel)` (a layer that applies one kernel many
+    times builds the matrix once). The patches `(*batch, *grid, prod(k) * C_in)` are the
+    shifted views of the padded map concatenated on the channel axis; the product is one
+    matmul with contraction length `prod(k) * C_in`."""
+    ks = tuple(kernel_spatial)
+    nd = len(ks)
+    pads = _pads(ks)
+    grid = u.shape[u.ndim - nd - 1 : -1]
+    lead = [(0, 0)] * (u.ndim - nd - 1)
+    up = u
+    if any(p != (0, 0) for p in pads):
+        up = jnp.pad(u, lead + list(pads) + [(0, 0)], mode=PADDINGS[padding])
+    views = []
+    for off in itertools.product(*[range(k) for k in ks]):
+        sl = tuple(slice(o, o + g) for o, g in zip(off, grid, strict=True))
+        views.append(up[(Ellipsis, *sl, slice(None))])
+    patches = views[0] if len(views) == 1 else jnp.concatenate(views, axis=-1)
+    return jnp.dot(patches, wmat.astype(u.dtype), precision=HIGHEST)
+
+
 def conv_channels_last(
     u: Float[Array, "*batch *grid cin"],
     kernel: Float[Array, "*k cout cin"],
     padding: str = "zeros",
-    method: str = "shift",
+    method: str = "im2col",
 ) -> Float[Array, "*batch *grid cout"]:
     """'Same'-size cross-correlation of a channels-last map `u` (`(*batch, *grid, C)`)
-    with `kernel` `(*k, C_out, C_in)`; `padding` as in `PADDINGS`.
+    with `kernel` `(*k, C_out, C_in)`; `padding` as in `PADDINGS`:
+    `out[p, o] = sum_d sum_i kernel[d, o, i] * u_pad[p + d, i]`.
 
-    `method="shift"` (default): pad once, then one matrix product per kernel offset,
-    summed, `out = sum_d u[p + d] @ W_d^T`. `method="xla"`: `lax.conv_general_dilated`.
-    Measured on an idle 2-core AMD EPYC (jax 0.10, batch 16, 16x16, C = 64, 3x3, the
-    AKOrN layer's 8 steps forward + backward inside its `lax.scan`): XLA's convolution
-    2.7 s, the shifted products 0.23 s; hence the default. Outside a scan (8 unrolled
-    steps) the two are close (0.09 s and 0.10 s)."""
+    `method` (all three compute the same sum, in different orders):
+
+    - `"im2col"` (default): pad once, concatenate the `prod(k)` shifted views on the
+      channel axis and do ONE matmul with the `(prod(k) * C_in, C_out)` weight
+      (`conv_im2col`);
+    - `"shift"`: one matmul per kernel offset, summed, `out = sum_d u[p + d] @ W_d^T`;
+    - `"xla"`: `lax.conv_general_dilated`.
+
+    Measured on a 2-core CPU (jax 0.10, batch 16, 16x16, C = 64, 3x3, the AKOrN layer's
+    8 steps forward + backward inside its `lax.scan`; benchmarks/l2_akorn.py): XLA's
+    convolution 2.7 s, the shifted products 0.23 s, im2col faster still (one long
+    contraction instead of nine short ones and eight adds); hence the default."""
     nd = kernel.ndim - 2
     ks = kernel.shape[:nd]
     pads = _pads(ks)
     w = kernel.astype(u.dtype)
+    if method == "im2col":
+        return conv_im2col(u, im2col_weight(w), ks, padding)
     if method == "xla":
         unbatched = u.ndim == nd + 1
         lhs = u[None] if unbatched else u.reshape((-1,) + u.shape[u.ndim - nd - 1 :])
@@ -108,7 +157,7 @@ def conv_channels_last(
         )
         return out.reshape(u.shape[:-1] + (w.shape[-2],))
     if method != "shift":
-        raise ValueError(f"`method` must be 'shift' or 'xla'; got {method!r}")
+        raise ValueError(f"`method` must be one of {METHODS}; got {method!r}")
     grid = u.shape[u.ndim - nd - 1 : -1]
     lead = [(0, 0)] * (u.ndim - nd - 1)
     up = u

@@ -54,11 +54,13 @@ from .._akorn_step import AKOrNStep
 from .._coupling.conv import (
     ChannelConvCoupling,
     check_conv,
-    conv_channels_last,
+    conv_im2col,
+    im2col_weight,
     to_state,
 )
 from .._custom_types import Key
 from .._models.sphere import BlockOmega, SphereKuramoto
+from ._akorn_layout import components, from_cm, kernel_cm, normalise, rotate, to_cm
 from ._checks import check_choice, check_steps
 from .akorn_attn import GridMapCoupling, PositionAttention, torch_uniform
 
@@ -224,26 +226,30 @@ class AKOrNLayer(eqx.Module):
         p = self.omega_param if self.learn_omega else jax.lax.stop_gradient(self.omega_param)
         return jnp.sqrt(jnp.sum(p * p, axis=-1))
 
-    def _omega_x(self, u):
-        """The reference action $(a, b) \\mapsto (\\omega b, -\\omega a)$ per pair."""
+    def _omega_cm(self, v):
+        r"""$\Omega x$ on a component-major `(*grid, n, G)` state; None without Ω."""
         if self.identity_omega_quirk:
-            return u
+            return v
         w = self.omega_rates()
         if w is None:
             return None
-        g = u.reshape(u.shape[:-1] + (self.channels // self.n, self.n))
-        k = self.n // 2
-        pr = g[..., : 2 * k].reshape(g.shape[:-1] + (k, 2))
-        rot = jnp.stack([w * pr[..., 1], -w * pr[..., 0]], -1).reshape(g.shape[:-1] + (2 * k,))
-        if self.n % 2:
-            rot = jnp.concatenate([rot, jnp.zeros_like(g[..., -1:])], -1)
-        return rot.reshape(u.shape)
+        return rotate(v, w.astype(v.dtype))
 
-    def _J(self, u):
+    def _J_cm(self, wmat):
+        """$J$ on a component-major channels-last state `(*grid, C)`; `wmat`: the
+        component-major im2col weight (conv) or None (attention)."""
         if self.kernel is not None:
-            return conv_channels_last(u, self.kernel, self.padding)
+            ks = self.kernel.shape[:-2]
+            return lambda u: conv_im2col(u, wmat, ks, self.padding)
         assert self.attn is not None
-        return self.attn(u)
+        n = self.n
+
+        def attn(u):
+            nd = u.ndim - 1
+            x = jnp.moveaxis(from_cm(u, n, nd), 0, -1)
+            return to_cm(jnp.moveaxis(self.attn(x), -1, 0), n)
+
+        return attn
 
     def normalise_stimulus(self, c: Float[Array, "c *grid"]) -> Float[Array, "c *grid"]:
         """`c_norm` applied to a `(C, *grid)` stimulus (channels first)."""
@@ -299,39 +305,42 @@ class AKOrNLayer(eqx.Module):
         """
         x, c = self._check(x, c)
         T = self.steps if steps is None else check_steps("steps", steps, 1)
+        n, nd = self.n, x.ndim - 1
         c_eff = self.normalise_stimulus(c.astype(x.dtype))
-        cl = jnp.moveaxis(c_eff, 0, -1)
         if self.bias is not None:
-            cl = cl + self.bias.astype(x.dtype)
-        u0 = normalise_groups(jnp.moveaxis(x, 0, -1), self.n)
+            c_eff = c_eff + self.bias.astype(x.dtype).reshape((-1,) + (1,) * nd)
+        cl = to_cm(c_eff, n)
+        u0 = normalise(components(to_cm(x, n), n)).reshape(cl.shape)
         gamma = self.step_size().astype(x.dtype)
-        n = self.n
+        wmat = None
+        if self.kernel is not None:
+            wmat = im2col_weight(kernel_cm(self.kernel.astype(x.dtype), n))
+        J = self._J_cm(wmat)
 
         def energies(u, ju):
             xjx, cx = jnp.sum(u * ju), jnp.sum(u * cl)
             return -0.5 * xjx - cx, -xjx - cx
 
         def body(u, _):
-            ju = self._J(u)
+            ju = J(u)
             e = energies(u, ju)
-            y = ju + cl
-            yg, ug = y.reshape(y.shape[:-1] + (-1, n)), u.reshape(u.shape[:-1] + (-1, n))
-            proj = (yg - jnp.sum(yg * ug, -1, keepdims=True) * ug).reshape(u.shape)
-            rot = self._omega_x(u)
-            drift = proj if rot is None else proj + rot
-            u_new = normalise_groups(u + gamma * drift, n)
+            v, y = components(u, n), components(ju + cl, n)
+            drift = y - jnp.sum(y * v, axis=-2, keepdims=True) * v
+            rot = self._omega_cm(v)
+            if rot is not None:
+                drift = drift + rot
+            u_new = normalise(v + gamma * drift).reshape(u.shape)
             return u_new, (e, u if states else None)
 
         uT, ((es, els), us) = jax.lax.scan(body, u0, None, length=T)
-        eT, elT = energies(uT, self._J(uT))
+        eT, elT = energies(uT, J(uT))
         out = {
-            "x": jnp.moveaxis(uT, -1, 0),
+            "x": from_cm(uT, n, nd),
             "energy": jnp.append(es, eT),
             "energy_logged": jnp.append(els, elT),
         }
         if states:
-            allu = jnp.concatenate([us, uT[None]], 0)
-            out["states"] = jnp.moveaxis(allu, -1, 1)
+            out["states"] = from_cm(jnp.concatenate([us, uT[None]], 0), n, nd)
         return out
 
     def __call__(
