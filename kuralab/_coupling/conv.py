@@ -76,30 +76,60 @@ def _pads(ks: Sequence[int]) -> list[tuple[int, int]]:
 METHODS = ("im2col", "shift", "xla")
 
 
-def im2col_weight(kernel: Float[Array, "*k cout cin"]) -> Float[Array, "kcin cout"]:
-    """`kernel` `(*k, C_out, C_in)` as the `(prod(k) * C_in, C_out)` matrix of
-    `conv_im2col`: row `d * C_in + i` (kernel offset `d` in row-major order, input
-    channel `i`), column `o`."""
+def im2col_weight(kernel: Float[Array, "*k cout cin"]) -> Float[Array, "cout kcin"]:
+    """`kernel` `(*k, C_out, C_in)` as the `(C_out, prod(k) * C_in)` matrix of
+    `conv_im2col`: row `o`, column `d * C_in + i` (kernel offset `d` in row-major
+    order, input channel `i`)."""
     nd = kernel.ndim - 2
     kk = math.prod(kernel.shape[:nd])
-    w = kernel.reshape((kk,) + kernel.shape[nd:])
-    return jnp.swapaxes(w, -1, -2).reshape(kk * kernel.shape[-1], kernel.shape[-2])
+    w = jnp.moveaxis(kernel.reshape((kk,) + kernel.shape[nd:]), 0, 1)  # (cout, kk, cin)
+    return w.reshape(kernel.shape[-2], kk * kernel.shape[-1])
+
+
+def im2col_adjoint_weight(wmat: Float[Array, "cout kcin"], cin: int) -> Float[Array, "cin kcout"]:
+    """The im2col weight of the adjoint convolution: the kernel flipped in every spatial
+    axis with input and output channels swapped, `(C_in, prod(k) * C_out)`. With the
+    'same' padding swapped (`adjoint_pads`) and zero or circular padding,
+    `conv_im2col(g, adjoint, ...)` is the transpose of `conv_im2col(., wmat, ...)`."""
+    cout = wmat.shape[0]
+    k3 = wmat.reshape(cout, -1, cin)[:, ::-1, :]  # offset d -> K - 1 - d
+    return jnp.transpose(k3, (2, 1, 0)).reshape(cin, -1)
+
+
+def adjoint_pads(ks: Sequence[int]) -> list[tuple[int, int]]:
+    """'Same' padding of the adjoint convolution: `_pads(ks)` with the sides swapped."""
+    return [(hi, lo) for lo, hi in _pads(ks)]
 
 
 def conv_im2col(
     u: Float[Array, "*batch *grid cin"],
-    wmat: Float[Array, "kcin cout"],
+    wmat: Float[Array, "cout kcin"],
     kernel_spatial: Sequence[int],
     padding: str = "zeros",
+    pads: Sequence[tuple[int, int]] | None = None,
 ) -> Float[Array, "*batch *grid cout"]:
     """`conv_channels_last(u, kernel, padding, method="im2col")` with the weight
     already as `wmat = im2col_weight(kernel)` (a layer that applies one kernel many
     times builds the matrix once). The patches `(*batch, *grid, prod(k) * C_in)` are the
     shifted views of the padded map concatenated on the channel axis; the product is one
-    matmul with contraction length `prod(k) * C_in`."""
+    matmul with contraction length `prod(k) * C_in`; `pads` overrides the 'same'
+    padding `(before, after)` per spatial axis."""
+    patches = im2col_patches(u, kernel_spatial, padding, pads)
+    dn = (((patches.ndim - 1,), (1,)), ((), ()))
+    return jax.lax.dot_general(patches, wmat.astype(u.dtype), dn, precision=HIGHEST)
+
+
+def im2col_patches(
+    u: Float[Array, "*batch *grid cin"],
+    kernel_spatial: Sequence[int],
+    padding: str = "zeros",
+    pads: Sequence[tuple[int, int]] | None = None,
+) -> Float[Array, "*batch *grid kcin"]:
+    """The patch matrix of `conv_im2col`: the `prod(k)` shifted views of the padded map
+    (offsets row-major) concatenated on the channel axis."""
     ks = tuple(kernel_spatial)
     nd = len(ks)
-    pads = _pads(ks)
+    pads = _pads(ks) if pads is None else [tuple(p) for p in pads]
     grid = u.shape[u.ndim - nd - 1 : -1]
     lead = [(0, 0)] * (u.ndim - nd - 1)
     up = u
@@ -109,8 +139,7 @@ def conv_im2col(
     for off in itertools.product(*[range(k) for k in ks]):
         sl = tuple(slice(o, o + g) for o, g in zip(off, grid, strict=True))
         views.append(up[(Ellipsis, *sl, slice(None))])
-    patches = views[0] if len(views) == 1 else jnp.concatenate(views, axis=-1)
-    return jnp.dot(patches, wmat.astype(u.dtype), precision=HIGHEST)
+    return views[0] if len(views) == 1 else jnp.concatenate(views, axis=-1)
 
 
 def conv_channels_last(

@@ -60,7 +60,16 @@ from .._coupling.conv import (
 )
 from .._custom_types import Key
 from .._models.sphere import BlockOmega, SphereKuramoto
-from ._akorn_layout import components, from_cm, kernel_cm, normalise, rotate, to_cm
+from ._akorn_layout import (
+    ADJOINT_PADDINGS,
+    components,
+    conv_step,
+    from_cm,
+    kernel_cm,
+    normalise,
+    rotate,
+    to_cm,
+)
 from ._checks import check_choice, check_steps
 from .akorn_attn import GridMapCoupling, PositionAttention, torch_uniform
 
@@ -321,7 +330,18 @@ class AKOrNLayer(eqx.Module):
             xjx, cx = jnp.sum(u * ju), jnp.sum(u * cl)
             return -0.5 * xjx - cx, -xjx - cx
 
+        fast = self.kernel is not None and self.padding in ADJOINT_PADDINGS
+        if fast:
+            w = self.omega_rates()
+            mode = ("identity" if self.identity_omega_quirk
+                    else "none" if w is None else "omega")
+            w = None if mode != "omega" else w.astype(x.dtype)
+            ks = self.kernel.shape[:-2]
+
         def body(u, _):
+            if fast:
+                u_new, xjx, cx = conv_step(u, cl, wmat, gamma, w, n, ks, self.padding, mode)
+                return u_new, ((-0.5 * xjx - cx, -xjx - cx), u if states else None)
             ju = J(u)
             e = energies(u, ju)
             v, y = components(u, n), components(ju + cl, n)
