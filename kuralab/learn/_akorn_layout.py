@@ -176,6 +176,8 @@ def _step_bwd(n, ks, padding, mode, res, cts):
     dcl = dy + e_cx * u
     cin = u.shape[-1]
     du = du + conv_im2col(dju, im2col_adjoint_weight(wmat, cin), ks, padding, adjoint_pads(ks))
+    # the weight gradient, (C_out, k C_in): contraction over the pixels of both (under
+    # vmap a batched product summed over the batch)
     patches = im2col_patches(u, ks, padding)
     lead = tuple(range(u.ndim - 1))
     dwmat = jax.lax.dot_general(dju, patches, ((lead, lead), ((), ())), precision=HIGHEST)
