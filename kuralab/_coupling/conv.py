@@ -17,9 +17,10 @@ row-major, i.e. a `(C, *grid)` channel map `u` is the state
 `u.reshape(C // n, n, *grid)` moved to `(C // n, *grid, n)` and flattened (`to_state` /
 `from_state` do this).
 
-The convolution runs channels-last, as one matrix product per kernel offset
-(`conv_channels_last`): on a 2-core CPU this is ~18x faster forward + backward than
-XLA's convolution in either layout and ~3x faster than PyTorch's (benchmarks/l2_akorn.py).
+The convolution runs channels-last as ONE matrix product over im2col patches
+(`conv_channels_last`, `conv_im2col`): on a 2-core CPU, inside the AKOrN layer's scan,
+forward + backward, XLA's convolution in either layout is ~10x slower
+(benchmarks/l2_akorn.py).
 """
 
 from __future__ import annotations

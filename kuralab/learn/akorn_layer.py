@@ -35,9 +35,15 @@ Reference gotcha, reproduced only when asked: the reference's `use_omega=False` 
 $\Omega x$ by $x$, which after normalisation is the Ω-free step $\gamma/(1+\gamma)$
 (`identity_omega_quirk=True` with `omega=None`; `kl.reference_gamma`).
 
-Performance: the state runs channels-last inside the scan and the conv is one matrix
-product per kernel offset (`kuralab._coupling.conv.conv_channels_last`): XLA's CPU
-convolution, its backward pass above all, was ~18x slower (benchmarks/l2_akorn.py).
+Performance (benchmarks/l2_akorn.py, workload L2): inside the scan the state is
+channels-last and component-major (`kuralab.learn._akorn_layout`: component `k` of every
+oscillator is one contiguous slice, so norms, projections and rotations are elementwise;
+the kernel's channels are permuted to match), the conv is one im2col matrix product
+(`kuralab._coupling.conv.conv_im2col`; XLA's CPU convolution, its backward pass above
+all, was ~18x slower) and, for zero or circular padding, the step's backward pass is
+written out (`conv_step`: per step only the state and `Jx` are kept, the data gradient
+is the adjoint convolution). Other paddings and attention use JAX autodiff of the same
+update.
 """
 
 from __future__ import annotations
