@@ -33,13 +33,14 @@ from .._coupling.conv import (
 HIGHEST = jax.lax.Precision.HIGHEST
 
 
-def to_cm(x: Float[Array, "c *grid"], n: int) -> Float[Array, "*grid c"]:
-    """`(C, *grid)` channels first -> channels-last component-major `(*grid, C)`."""
-    g, grid = x.shape[0] // n, x.shape[1:]
-    v = x.reshape((g, n) + grid)
+def to_cm(x: Float[Array, "*lead c *grid"], n: int, nb: int = 0) -> Float[Array, "*lead *grid c"]:
+    """`(*lead, C, *grid)` channels first (`nb` leading batch axes) -> channels-last
+    component-major `(*lead, *grid, C)`."""
+    lead, c, grid = x.shape[:nb], x.shape[nb], x.shape[nb + 1 :]
+    v = x.reshape(lead + (c // n, n) + grid)
     nd = len(grid)
-    v = jnp.transpose(v, tuple(range(2, 2 + nd)) + (1, 0))  # (*grid, n, G)
-    return v.reshape(grid + (x.shape[0],))
+    perm = tuple(range(nb)) + tuple(range(nb + 2, nb + 2 + nd)) + (nb + 1, nb)
+    return jnp.transpose(v, perm).reshape(lead + grid + (c,))  # (*lead, *grid, n, G)
 
 
 def from_cm(u: Float[Array, "*lead *grid c"], n: int, nd: int) -> Float[Array, "*lead c *grid"]:
@@ -121,7 +122,8 @@ def _step_forward(u, cl, wmat, gamma, w, n, ks, padding, mode):
     v, y = components(u, n), components(ju + cl, n)
     _, drift = _drift_parts(v, y, w, mode)
     u_new = normalise(v + gamma * drift).reshape(u.shape)
-    return (u_new, jnp.sum(u * ju), jnp.sum(u * cl)), ju
+    site = tuple(range(u.ndim - len(ks) - 1, u.ndim))  # per example: grid and channels
+    return (u_new, jnp.sum(u * ju, site), jnp.sum(u * cl, site)), ju
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7, 8))
@@ -130,7 +132,8 @@ def conv_step(u, cl, wmat, gamma, w, n, ks, padding, mode):
     the conv coupling: `ju = conv_im2col(u, wmat)`, `y = ju + cl`,
     $u' = \Pi[v + \gamma(y - \langle y, v\rangle v + R v)]$ per oscillator ($R$ = the
     rotation by rates `w` for `mode="omega"`, the identity for `"identity"`, none for
-    `"none"`). Returns `(u', <u, ju>, <u, cl>)` (the sums feed the energies).
+    `"none"`). `u` may have leading batch axes `(*batch, *grid, C)`. Returns `(u',
+    <u, ju>, <u, cl>)`, the sums `(*batch,)` per example (they feed the energies).
 
     The backward pass is written out (`_step_bwd`): it keeps only `u` and `ju` per step
     (autodiff kept ten arrays, the 9x larger patch matrix among them) and recomputes the
@@ -170,14 +173,17 @@ def _step_bwd(n, ks, padding, mode, res, cts):
     elif mode == "identity":
         dv = dv + gamma * da
     dy = dy.reshape(u.shape)
-    # energies: <u, ju> and <u, cl>
+    # energies: <u, ju> and <u, cl>, one per example
+    e_xjx = e_xjx.reshape(e_xjx.shape + (1,) * (len(ks) + 1))
+    e_cx = e_cx.reshape(e_cx.shape + (1,) * (len(ks) + 1))
     dju = dy + e_xjx * u
     du = dv.reshape(u.shape) + e_xjx * ju + e_cx * cl
     dcl = dy + e_cx * u
+    # gamma and the rates are shared by the batch: their cotangents sum over it
     cin = u.shape[-1]
     du = du + conv_im2col(dju, im2col_adjoint_weight(wmat, cin), ks, padding, adjoint_pads(ks))
-    # the weight gradient, (C_out, k C_in): contraction over the pixels of both (under
-    # vmap a batched product summed over the batch)
+    # the weight gradient, (C_out, k C_in): one contraction over batch and pixels (under
+    # jax.vmap of the layer: one product per example, summed)
     patches = im2col_patches(u, ks, padding)
     lead = tuple(range(u.ndim - 1))
     dwmat = jax.lax.dot_general(dju, patches, ((lead, lead), ((), ())), precision=HIGHEST)

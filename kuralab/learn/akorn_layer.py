@@ -279,9 +279,9 @@ class AKOrNLayer(eqx.Module):
             c = ((g - mean) * jax.lax.rsqrt(var + 1e-5)).reshape(c.shape)
         return c * self.norm_scale.reshape(bshape) + self.norm_bias.reshape(bshape)
 
-    def _check(self, x, c):
+    def _check(self, x, c, nb: int = 0):
         x, c = jnp.asarray(x), jnp.asarray(c)
-        if c.ndim < 2 or c.shape[0] != self.channels:
+        if c.ndim < 2 + nb or c.shape[nb] != self.channels:
             raise ValueError(
                 f"`c` must have shape (channels={self.channels}, *grid); got shape {c.shape}"
             )
@@ -290,7 +290,7 @@ class AKOrNLayer(eqx.Module):
                 f"`x` and the stimulus `c` must have the same shape (channels, *grid); got "
                 f"x {x.shape} and c {c.shape}"
             )
-        grid = c.shape[1:]
+        grid = c.shape[nb + 1 :]
         if self.grid is not None and grid != self.grid:
             raise ValueError(f"the layer was built for grid {self.grid}; got inputs on {grid}")
         if self.kernel is not None:
@@ -301,6 +301,16 @@ class AKOrNLayer(eqx.Module):
                 )
             check_conv(self.kernel.shape[:nd], grid, self.padding)
         return x, c
+
+    def _spatial_rank(self) -> int | None:
+        if self.kernel is not None:
+            return self.kernel.ndim - 2
+        return None if self.grid is None else len(self.grid)
+
+    def _batch_ndim(self, c) -> int:
+        """Leading batch axes of a stimulus `(*batch, C, *grid)` (0 for one example)."""
+        nd = self._spatial_rank()
+        return 0 if nd is None else max(jnp.ndim(c) - 1 - nd, 0)
 
     # -- running -----------------------------------------------------------------------
 
@@ -314,29 +324,46 @@ class AKOrNLayer(eqx.Module):
     ) -> dict[str, Array]:
         """T steps from `x` (normalised first) with stimulus `c`.
 
-        **Returns:** a dict with `x` (final state, `(C, *grid)`), `energy` and
-        `energy_logged` (both `(T + 1,)`, at $x_0..x_T$) and, with `states=True`,
-        `states` `(T + 1, C, *grid)`. `steps` overrides T (e.g. more steps at test time).
+        `x` and `c` are one example `(C, *grid)` or a batch `(*batch, C, *grid)` (the
+        same as `jax.vmap` over the batch; with the conv coupling and zero or circular
+        padding the batch runs as one state, so the weight gradient is one product over
+        batch and pixels instead of one per example).
+
+        **Returns:** a dict with `x` (final state, `(*batch, C, *grid)`), `energy` and
+        `energy_logged` (both `(*batch, T + 1)`, at $x_0..x_T$) and, with `states=True`,
+        `states` `(*batch, T + 1, C, *grid)`. `steps` overrides T (e.g. more steps at test
+        time).
         """
-        x, c = self._check(x, c)
+        nb = self._batch_ndim(c)
+        fast = self.kernel is not None and self.padding in ADJOINT_PADDINGS
+        if nb and not fast:  # attention, reflect/replicate padding: vmap one example
+            f = lambda a, b: self.run(a, b, steps=steps, states=states)  # noqa: E731
+            for _ in range(nb):
+                f = jax.vmap(f)
+            return f(jnp.asarray(x), jnp.asarray(c))
+        x, c = self._check(x, c, nb)
         T = self.steps if steps is None else check_steps("steps", steps, 1)
-        n, nd = self.n, x.ndim - 1
-        c_eff = self.normalise_stimulus(c.astype(x.dtype))
+        n, nd = self.n, x.ndim - 1 - nb
+        norm_c = self.normalise_stimulus
+        for _ in range(nb):
+            norm_c = jax.vmap(norm_c)
+        c_eff = norm_c(c.astype(x.dtype))
         if self.bias is not None:
             c_eff = c_eff + self.bias.astype(x.dtype).reshape((-1,) + (1,) * nd)
-        cl = to_cm(c_eff, n)
-        u0 = normalise(components(to_cm(x, n), n)).reshape(cl.shape)
+        cl = to_cm(c_eff, n, nb)
+        u0 = normalise(components(to_cm(x, n, nb), n)).reshape(cl.shape)
         gamma = self.step_size().astype(x.dtype)
         wmat = None
         if self.kernel is not None:
             wmat = im2col_weight(kernel_cm(self.kernel.astype(x.dtype), n))
         J = self._J_cm(wmat)
 
+        site_axes = tuple(range(nb, nb + nd + 1))
+
         def energies(u, ju):
-            xjx, cx = jnp.sum(u * ju), jnp.sum(u * cl)
+            xjx, cx = jnp.sum(u * ju, site_axes), jnp.sum(u * cl, site_axes)
             return -0.5 * xjx - cx, -xjx - cx
 
-        fast = self.kernel is not None and self.padding in ADJOINT_PADDINGS
         if fast:
             w = self.omega_rates()
             mode = ("identity" if self.identity_omega_quirk
@@ -360,13 +387,15 @@ class AKOrNLayer(eqx.Module):
 
         uT, ((es, els), us) = jax.lax.scan(body, u0, None, length=T)
         eT, elT = energies(uT, J(uT))
+        last = lambda e, eT: jnp.moveaxis(jnp.concatenate([e, eT[None]], 0), 0, -1)  # noqa: E731
         out = {
             "x": from_cm(uT, n, nd),
-            "energy": jnp.append(es, eT),
-            "energy_logged": jnp.append(els, elT),
+            "energy": last(es, eT),
+            "energy_logged": last(els, elT),
         }
         if states:
-            out["states"] = from_cm(jnp.concatenate([us, uT[None]], 0), n, nd)
+            allu = from_cm(jnp.concatenate([us, uT[None]], 0), n, nd)
+            out["states"] = jnp.moveaxis(allu, 0, nb)
         return out
 
     def __call__(

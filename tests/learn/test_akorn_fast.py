@@ -140,3 +140,41 @@ def test_conv_step_backward_equals_autodiff(x64, mode, padding, ks, n, per_pair)
             continue
         scale = max(float(jnp.max(jnp.abs(b))), 1e-300)
         np.testing.assert_allclose(a, b, atol=TOL * scale, err_msg=name)
+
+
+@pytest.mark.parametrize("kw", [
+    pytest.param(dict(connectivity="conv", padding="circular", global_omega=False),
+                 marks=pytest.mark.slow),
+    pytest.param(dict(connectivity="conv", padding="reflect"), marks=pytest.mark.slow),
+    pytest.param(dict(connectivity="attn", heads=2), marks=pytest.mark.slow),
+])
+def test_batched_call_equals_vmap_values_and_gradients(x64, kw):
+    """A batch `(B, C, *grid)` through the layer is jax.vmap of one example: states,
+    energies, states=True output and the gradient of every parameter."""
+    import equinox as eqx
+
+    import kuralab.learn as L
+
+    C, n, grid = 4, 2, (3, 3)
+    layer = L.AKOrNLayer(C, n, steps=3, gamma=0.6, omega=0.5, grid=grid, learn_gamma=True,
+                         key=jax.random.key(0), **kw)
+    x0, c, target = jax.random.normal(jax.random.key(1), (3, 2, C, *grid))
+
+    def loss(lay, batched):
+        run = (lambda a, b: lay.run(a, b, states=True)) if batched else jax.vmap(
+            lambda a, b: lay.run(a, b, states=True))
+        out = run(x0, c)
+        return (jnp.sum(out["x"] * target) + 0.1 * jnp.sum(out["energy"])
+                + 0.01 * jnp.sum(out["energy_logged"] ** 2)), out
+
+    @jax.jit
+    def both(lay):
+        f = eqx.filter_value_and_grad(loss, has_aux=True)
+        return f(lay, True), f(lay, False)
+
+    ((lb, ob), gb), ((lv, ov), gv) = both(layer)
+    assert ob["energy"].shape == (2, 4) and ob["states"].shape == (2, 4, C, *grid)
+    for key in ob:
+        np.testing.assert_allclose(ob[key], ov[key], rtol=TOL, atol=TOL, err_msg=key)
+    for a, b in zip(jax.tree_util.tree_leaves(gb), jax.tree_util.tree_leaves(gv), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=TOL * float(jnp.max(jnp.abs(b))))
