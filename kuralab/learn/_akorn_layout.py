@@ -86,16 +86,16 @@ def rotate(v: Float[Array, "*b n g"], w) -> Float[Array, "*b n g"]:
     last component is not rotated."""
     n = v.shape[-2]
     k = n // 2
-    if jnp.ndim(w) == 0:
-        wk = [w] * k
-    else:
-        wk = [w[:, j] for j in range(k)]  # (G,) each, broadcast over the G axis
-    parts = []
-    for j in range(k):
-        parts += [wk[j] * v[..., 2 * j + 1, :], -wk[j] * v[..., 2 * j, :]]
+    # pairs (..., k, 2, G) reversed inside each pair and signed: (b, a) * (w, -w); a
+    # reverse and a multiply fuse into the caller's elementwise pass (a stack of the
+    # 2k slices did not: it was a separate concatenation)
+    pairs = v[..., : 2 * k, :].reshape(v.shape[:-2] + (k, 2, v.shape[-1]))
+    sign = jnp.asarray([1.0, -1.0], v.dtype)[:, None]  # (2, 1)
+    wk = w if jnp.ndim(w) == 0 else jnp.swapaxes(w, 0, 1)[:, None, :]  # (k, 1, G)
+    rot = (jnp.flip(pairs, axis=-2) * (sign * wk)).reshape(v.shape[:-2] + (2 * k, v.shape[-1]))
     if n % 2:
-        parts.append(jnp.zeros_like(v[..., -1, :]))
-    return jnp.stack(parts, axis=-2)
+        rot = jnp.concatenate([rot, jnp.zeros_like(v[..., -1:, :])], axis=-2)
+    return rot
 
 
 # ---------------------------------------------------------------------------------
