@@ -161,10 +161,11 @@ def conv_channels_last(
     - `"shift"`: one matmul per kernel offset, summed, `out = sum_d u[p + d] @ W_d^T`;
     - `"xla"`: `lax.conv_general_dilated`.
 
-    Measured on a 2-core CPU (jax 0.10, batch 16, 16x16, C = 64, 3x3, the AKOrN layer's
-    8 steps forward + backward inside its `lax.scan`; benchmarks/l2_akorn.py): XLA's
-    convolution 2.7 s, the shifted products 0.23 s, im2col faster still (one long
-    contraction instead of nine short ones and eight adds); hence the default."""
+    Measured on a shared 2-core Intel Xeon (jax 0.10, batch 16, 16x16, C = 64, 3x3, the
+    AKOrN layer's 8 steps forward + backward inside a hand-written `lax.scan`, JAX
+    autodiff; benchmarks/l2_akorn.py, one run): XLA's convolution 1.59 s, the shifted
+    products 0.204 s, im2col 0.174 s (one long contraction instead of nine short ones
+    and eight adds); hence the default."""
     nd = kernel.ndim - 2
     ks = kernel.shape[:nd]
     pads = _pads(ks)

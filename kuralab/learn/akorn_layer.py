@@ -127,7 +127,10 @@ class AKOrNLayer(eqx.Module):
     - `key`: PRNG key.
 
     Call: `x_T, energies = layer(x0, c, steps=None)` with `x0`, `c` of shape `(C,
-    *grid)`; `energies` is `(T + 1,)` of the AKOrN energy. `layer.run(...)` also returns
+    *grid)`; `energies` is `(T + 1,)` of the AKOrN energy. A batch `(*batch, C, *grid)`
+    gives `(*batch, C, *grid)` and `(*batch, T + 1)`, as `jax.vmap` would, and for the
+    conv coupling with zero or circular padding runs faster than vmapping (the weight
+    gradient is one product over the batch). `layer.run(...)` also returns
     the logged energy and, on request, every state.
     """
 
