@@ -16,6 +16,16 @@ with the bars means over the $P$ pairs, so each layer costs one reduction pass a
 elementwise pass besides its two matmuls, and the normalised activations are recomputed
 from the saved pre-activations instead of stored.
 
+How it is written follows what XLA:CPU fuses (measured with jax 0.10.2, issue 12's L1
+item): an elementwise result read by two reductions is materialised, and the library
+(YNNPACK) reductions take products and differences but not `select` (a LeakyReLU
+derivative inside one costs a materialised tensor; `sign` inside one ran 40x slower).
+So the backward pass materialises $u\,\mathrm{LeakyReLU}'(y)$ once and reduces it twice,
+and every other pass reads only saved tensors. The compiled value-and-gradient at the
+L1 size holds 7 arrays of $n^2 \times h$ (tests/learn/test_pair_mlp.py); processing the
+pairs in row blocks so they stay in cache was slower (a `lax.scan` over 5-20 rows:
++10-35 %).
+
 The function (`pair_logits`) takes the first layer already folded into per-node terms:
 $y^{(0)}_{ij} = A_i + B_j$ (the caller computes $A$ and $B$ from the features, the first
 layer's weights and its closed-form pair statistics, all O(n) work that ordinary
@@ -97,9 +107,17 @@ def _fwd(A, B, Ws, bs, gs, ss, w, slope):
 
 def _bwd(slope, res, G):
     """The fused BatchNorm backward pass, layer by layer from the output. With
-    y = z a + c (a = g/sigma), the per-unit sums over pairs it needs are
-    S1 = sum dy and S2 = sum dy z; then d shift = S1, d scale = (S2 - mean S1)/sigma and
-    dz = a dy + beta z + gamma with per-unit beta, gamma: one pass writes dz."""
+    y = z a + c (a = g/sigma) and the upstream gradient dy = u * LeakyReLU'(y) (u = G w
+    at the last layer, the next layer's dh before it), it needs two per-unit sums over
+    the pairs, T1 = sum dy / v and T2 = sum dy (z - mean) / v (v = w at the last layer,
+    1 before it): d shift = v T1, d scale = v T2 / sigma, and for the last layer
+    dw = sum G LeakyReLU(y) = a T2 + s T1 (LeakyReLU(y) = y LeakyReLU'(y)); then
+    dz = a dy + beta z + gamma with per-unit beta, gamma: one pass writes dz.
+
+    Passes over the (P, h) tensors (XLA:CPU materialises an elementwise result read by
+    more than one reduction, and its library reductions take no select): one writes
+    u LeakyReLU'(y), two reduce it (alone and times z - mean), one writes dz; the
+    last layer reads neither LeakyReLU(y) nor a (P, h) broadcast of G."""
     A, B, Ws, gs, ss, w, inputs, zs, stats = res
     n = A.shape[0]
     P = n * n
@@ -113,18 +131,20 @@ def _bwd(slope, res, G):
         z, (mean, rstd), g, s = zs[k], stats[k], gs[k], ss[k]
         a = rstd * g
         y = z * a + (s - mean * a)
-        if dh is None:
-            dw = jnp.sum(G * _leaky(y, slope), axis=0)
-            dy = G * (w * _leaky_grad(y, slope))
-        else:
-            dy = dh * _leaky_grad(y, slope)
-        S1 = jnp.sum(dy, axis=0)
-        S2 = jnp.sum(dy * z, axis=0)
-        dss[k] = S1
-        dgs[k] = (S2 - mean * S1) * rstd
+        last = dh is None
+        um = (G if last else dh) * _leaky_grad(y, slope)  # dy / v, materialised once
+        T1 = jnp.sum(um, axis=0)
+        # sum um (z - mean) as sum um z - mean T1: a (z - mean) tensor would be shared
+        # with the forward's variance reduction and so materialised (one more pass)
+        T2 = jnp.sum(um * z, axis=0) - mean * T1
+        v = w if last else 1.0
+        if last:
+            dw = a * T2 + s * T1
+        dss[k] = v * T1
+        dgs[k] = v * T2 * rstd
         beta = -a * rstd * dgs[k] / P
-        gamma = -a * S1 / P - beta * mean
-        dz = a * dy + beta * z + gamma
+        gamma = -a * dss[k] / P - beta * mean
+        dz = (a * v) * um + (beta * z + gamma)
         dWs[k] = dz.T @ inputs[k]
         dh = dz @ Ws[k]
     if dh is None:

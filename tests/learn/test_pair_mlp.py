@@ -69,3 +69,29 @@ def test_custom_backward_equals_autodiff_of_explicit_pairs(getkey, x64, hidden):
     frac = np.mean((pairs - pairs.mean(0)) * np.asarray(c.norm_scales[0]) / pairs.std(0)
                    + np.asarray(c.norm_shifts[0]) < 0)
     assert 0.2 < frac < 0.8
+
+
+def test_gradient_pass_count_over_pair_tensors():
+    """Performance guard (issue 12, L1): the compiled value-and-gradient of the pair MLP
+    at the benchmark's size (n = 100, 128 -> 128 -> 1) materialises at most 7 arrays of
+    n^2 x 128 (h0, z, the last hidden activations, u LeakyReLU'(y), dz, dh, and the
+    first layer's dy), the 3 n^2 x 128 x 128 matmuls included; the backward pass with
+    separate dy, S1, S2 and dw reductions had 8. Compile only, nothing runs."""
+    import re
+
+    from kuralab.learn._pair_mlp import pair_logits
+
+    if jax.default_backend() != "cpu":
+        pytest.skip("the count is of XLA:CPU's fusions (GPU fuses differently)")
+
+    n, h = 100, 128
+    f32 = jax.ShapeDtypeStruct
+    args = [f32((n, h), jnp.float32)] * 2 + [f32((h, h), jnp.float32)] + [f32((h,), jnp.float32)] * 4
+
+    def loss(A, B, W, b, g, s, w):
+        return jnp.sum(jnp.sin(pair_logits(A, B, (W,), (b,), (g,), (s,), w, 0.01)))
+
+    txt = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2, 4, 5, 6))).lower(*args).compile().as_text()
+    entry = txt[txt.index("ENTRY"):]
+    big = re.findall(rf"= f32\[(?:{n * n},{h}|{n},{n},{h})\]\S* (fusion|dot|concatenate|copy|broadcast)\(", entry)
+    assert 3 <= len(big) <= 7, f"{len(big)} n^2 x h arrays materialised: {big}"
