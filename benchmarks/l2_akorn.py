@@ -8,12 +8,13 @@ every parameter (what a training step costs without the optimiser).
 
 Implementations:
 
-- kuralab: `jax.vmap` of `kl.learn.AKOrNLayer` under `eqx.filter_value_and_grad`, jitted
-  (channels-last inside the scan).
+- kuralab: `kl.learn.AKOrNLayer` called on the batch (and, a second row, `jax.vmap` of
+  it on one example) under `eqx.filter_value_and_grad`, jitted (component-major channels-last inside the scan, the conv as one im2col matmul, the
+  step's backward written out: `kuralab.learn._akorn_layout.conv_step`).
 - hand-written `jax.lax.scan`: the conv as `lax.conv_general_dilated` in two layouts,
   NCHW (as PyTorch lays it out) and NHWC (channels-last), and NHWC with the conv as one
-  matmul per kernel offset (what kuralab does; XLA's CPU convolution, its backward pass
-  above all, is the bottleneck of the other two).
+  matmul per kernel offset and as one im2col matmul (XLA's CPU convolution, its
+  backward pass above all, is the bottleneck of the lax.conv scans); JAX autodiff.
 - PyTorch: a port of the reference layer written from research/reference_impls.md §2.1
   (nn.Conv2d, nn.GroupNorm, the pair-rotation Omega, normalise per n-group, T steps,
   energy logged), backward by autograd. Skipped where torch is missing.
@@ -81,10 +82,11 @@ def grad_check(ref_loss, ref_grad):
 # ---------------------------------------------------------------------------------
 
 
-def make_scan(layout: str, k: int, shift: bool = False):
+def make_scan(layout: str, k: int, conv_kind: str = "lax"):
     """The layer as plain jax.numpy + lax.scan over a batch, in `layout` NCHW or NHWC;
-    `shift=True` (NHWC only): the conv as one matmul per kernel offset instead of
-    `lax.conv_general_dilated`."""
+    `conv_kind` (NHWC only for the last two): `"lax"` = `lax.conv_general_dilated`,
+    `"shift"` = one matmul per kernel offset, `"im2col"` = the k*k shifted views
+    concatenated on the channel axis and one matmul; JAX autodiff for the backward."""
     rhs = "OIHW" if layout == "NCHW" else "HWIO"
     pad = [((k - 1) // 2, k // 2)] * 2
 
@@ -110,11 +112,18 @@ def make_scan(layout: str, k: int, shift: bool = False):
         om = jnp.sqrt(jnp.sum(p["p"] ** 2))
         conv = lambda u: jax.lax.conv_general_dilated(
             u, w, (1, 1), pad, dimension_numbers=(layout, rhs, layout))
-        if shift:
+        if conv_kind == "shift":
             def conv(u):
                 up = jnp.pad(u, [(0, 0), *pad, (0, 0)])
                 return sum(jnp.dot(up[:, i:i + H, j:j + H], w[i, j])
                            for i in range(k) for j in range(k))
+        elif conv_kind == "im2col":
+            wmat = w.reshape(k * k * C, C)  # HWIO -> (k k C_in, C_out)
+
+            def conv(u):
+                up = jnp.pad(u, [(0, 0), *pad, (0, 0)])
+                views = [up[:, i:i + H, j:j + H] for i in range(k) for j in range(k)]
+                return jnp.dot(jnp.concatenate(views, -1), wmat)
 
         def step(u, _):
             ju = conv(u)
@@ -214,36 +223,45 @@ def run_l2(ctx) -> list[Result]:
     flops = 2 * B * H * H * C * C * k * k * (T + 1) * 3  # conv fwd + 2x bwd
     meta = dict(osc_steps=B * H * H * (C // N) * T, flops=flops)
 
-    def loss_fn(lay):
-        xT, E = jax.vmap(lay)(x0, c)
-        return jnp.sum(xT * target) / B + E_WEIGHT * jnp.mean(E[:, -1])
+    def make(batched):
+        def loss_fn(lay):
+            xT, E = lay(x0, c) if batched else jax.vmap(lay)(x0, c)
+            return jnp.sum(xT * target) / B + E_WEIGHT * jnp.mean(E[:, -1])
 
-    f = eqx.filter_jit(eqx.filter_value_and_grad(loss_fn))
+        f = eqx.filter_jit(eqx.filter_value_and_grad(loss_fn))
 
-    def kuralab_run(i):
-        loss, g = f(layer)
-        g = jax.block_until_ready(g)
-        return float(loss), np.moveaxis(np.asarray(g.kernel), (-2, -1), (0, 1))
+        def kuralab_run(i):
+            loss, g = f(layer)
+            g = jax.block_until_ready(g)
+            return float(loss), np.moveaxis(np.asarray(g.kernel), (-2, -1), (0, 1))
 
-    ref_loss, ref_grad = kuralab_run(0)
+        return kuralab_run
+
+    batched_run, vmap_run = make(True), make(False)
+    ref_loss, ref_grad = vmap_run(0)
     check = grad_check(ref_loss, ref_grad)
     rows = []
-    ctx.log("  kuralab (vmap of kl.learn.AKOrNLayer, filter_value_and_grad)")
+    ctx.log("  kuralab (kl.learn.AKOrNLayer on the batch, filter_value_and_grad)")
     r = Result("L2", f"kuralab AKOrNLayer fwd+bwd (k={k})", "kuralab", **meta)
-    ctx.timed(r, kuralab_run, check)
-    r.note = f"loss {ref_loss:.4f}"
+    ctx.timed(r, batched_run, check)
+    r.note = f"loss {ref_loss:.4f}; the layer called on the (B, C, H, W) batch"
+    rows.append(r)
+    ctx.log("  kuralab (jax.vmap of kl.learn.AKOrNLayer)")
+    r = Result("L2", f"kuralab jax.vmap(AKOrNLayer) fwd+bwd (k={k})", "variant", **meta)
+    ctx.timed(r, vmap_run, check)
+    r.note = "one example per call, vmapped: one weight-gradient product per example"
     rows.append(r)
 
     jp = {key: jnp.asarray(v) for key, v in p0.items()}
-    for layout, shift in (("NHWC", True), ("NHWC", False), ("NCHW", False)):
-        g = make_scan(layout, k, shift)
+    for layout, kind in (("NHWC", "im2col"), ("NHWC", "shift"), ("NHWC", "lax"), ("NCHW", "lax")):
+        g = make_scan(layout, k, kind)
 
         def scan_run(i, g=g):
             loss, grads = g(jp, x0, c, target)
             grads = jax.block_until_ready(grads)
             return float(loss), np.asarray(grads["w"])
 
-        how = "shifted matmuls" if shift else "lax.conv"
+        how = {"shift": "shifted matmuls", "im2col": "im2col matmul", "lax": "lax.conv"}[kind]
         r = Result("L2", f"hand-written lax.scan, {layout}, {how}", "baseline", **meta)
         ctx.log(f"  hand-written scan {layout} {how}")
         ctx.timed(r, scan_run, check)

@@ -17,9 +17,10 @@ row-major, i.e. a `(C, *grid)` channel map `u` is the state
 `u.reshape(C // n, n, *grid)` moved to `(C // n, *grid, n)` and flattened (`to_state` /
 `from_state` do this).
 
-The convolution runs channels-last, as one matrix product per kernel offset
-(`conv_channels_last`): on a 2-core CPU this is ~18x faster forward + backward than
-XLA's convolution in either layout and ~3x faster than PyTorch's (benchmarks/l2_akorn.py).
+The convolution runs channels-last as ONE matrix product over im2col patches
+(`conv_channels_last`, `conv_im2col`): on a 2-core CPU, inside the AKOrN layer's scan,
+forward + backward, XLA's convolution in either layout is ~10x slower
+(benchmarks/l2_akorn.py).
 """
 
 from __future__ import annotations
@@ -73,25 +74,104 @@ def _pads(ks: Sequence[int]) -> list[tuple[int, int]]:
     return [((k - 1) // 2, k // 2) for k in ks]
 
 
+METHODS = ("im2col", "shift", "xla")
+
+
+def im2col_weight(kernel: Float[Array, "*k cout cin"]) -> Float[Array, "cout kcin"]:
+    """`kernel` `(*k, C_out, C_in)` as the `(C_out, prod(k) * C_in)` matrix of
+    `conv_im2col`: row `o`, column `d * C_in + i` (kernel offset `d` in row-major
+    order, input channel `i`)."""
+    nd = kernel.ndim - 2
+    kk = math.prod(kernel.shape[:nd])
+    w = jnp.moveaxis(kernel.reshape((kk,) + kernel.shape[nd:]), 0, 1)  # (cout, kk, cin)
+    return w.reshape(kernel.shape[-2], kk * kernel.shape[-1])
+
+
+def im2col_adjoint_weight(wmat: Float[Array, "cout kcin"], cin: int) -> Float[Array, "cin kcout"]:
+    """The im2col weight of the adjoint convolution: the kernel flipped in every spatial
+    axis with input and output channels swapped, `(C_in, prod(k) * C_out)`. With the
+    'same' padding swapped (`adjoint_pads`) and zero or circular padding,
+    `conv_im2col(g, adjoint, ...)` is the transpose of `conv_im2col(., wmat, ...)`."""
+    cout = wmat.shape[0]
+    k3 = wmat.reshape(cout, -1, cin)[:, ::-1, :]  # offset d -> K - 1 - d
+    return jnp.transpose(k3, (2, 1, 0)).reshape(cin, -1)
+
+
+def adjoint_pads(ks: Sequence[int]) -> list[tuple[int, int]]:
+    """'Same' padding of the adjoint convolution: `_pads(ks)` with the sides swapped."""
+    return [(hi, lo) for lo, hi in _pads(ks)]
+
+
+def conv_im2col(
+    u: Float[Array, "*batch *grid cin"],
+    wmat: Float[Array, "cout kcin"],
+    kernel_spatial: Sequence[int],
+    padding: str = "zeros",
+    pads: Sequence[tuple[int, int]] | None = None,
+) -> Float[Array, "*batch *grid cout"]:
+    """`conv_channels_last(u, kernel, padding, method="im2col")` with the weight
+    already as `wmat = im2col_weight(kernel)` (a layer that applies one kernel many
+    times builds the matrix once). The patches `(*batch, *grid, prod(k) * C_in)` are the
+    shifted views of the padded map concatenated on the channel axis; the product is one
+    matmul with contraction length `prod(k) * C_in`; `pads` overrides the 'same'
+    padding `(before, after)` per spatial axis."""
+    patches = im2col_patches(u, kernel_spatial, padding, pads)
+    dn = (((patches.ndim - 1,), (1,)), ((), ()))
+    return jax.lax.dot_general(patches, wmat.astype(u.dtype), dn, precision=HIGHEST)
+
+
+def im2col_patches(
+    u: Float[Array, "*batch *grid cin"],
+    kernel_spatial: Sequence[int],
+    padding: str = "zeros",
+    pads: Sequence[tuple[int, int]] | None = None,
+) -> Float[Array, "*batch *grid kcin"]:
+    """The patch matrix of `conv_im2col`: the `prod(k)` shifted views of the padded map
+    (offsets row-major) concatenated on the channel axis."""
+    ks = tuple(kernel_spatial)
+    nd = len(ks)
+    pads = _pads(ks) if pads is None else [tuple(p) for p in pads]
+    grid = u.shape[u.ndim - nd - 1 : -1]
+    lead = [(0, 0)] * (u.ndim - nd - 1)
+    up = u
+    if any(p != (0, 0) for p in pads):
+        up = jnp.pad(u, lead + list(pads) + [(0, 0)], mode=PADDINGS[padding])
+    views = []
+    for off in itertools.product(*[range(k) for k in ks]):
+        sl = tuple(slice(o, o + g) for o, g in zip(off, grid, strict=True))
+        views.append(up[(Ellipsis, *sl, slice(None))])
+    return views[0] if len(views) == 1 else jnp.concatenate(views, axis=-1)
+
+
 def conv_channels_last(
     u: Float[Array, "*batch *grid cin"],
     kernel: Float[Array, "*k cout cin"],
     padding: str = "zeros",
-    method: str = "shift",
+    method: str = "im2col",
 ) -> Float[Array, "*batch *grid cout"]:
     """'Same'-size cross-correlation of a channels-last map `u` (`(*batch, *grid, C)`)
-    with `kernel` `(*k, C_out, C_in)`; `padding` as in `PADDINGS`.
+    with `kernel` `(*k, C_out, C_in)`; `padding` as in `PADDINGS`:
+    `out[p, o] = sum_d sum_i kernel[d, o, i] * u_pad[p + d, i]`.
 
-    `method="shift"` (default): pad once, then one matrix product per kernel offset,
-    summed, `out = sum_d u[p + d] @ W_d^T`. `method="xla"`: `lax.conv_general_dilated`.
-    Measured on an idle 2-core AMD EPYC (jax 0.10, batch 16, 16x16, C = 64, 3x3, the
-    AKOrN layer's 8 steps forward + backward inside its `lax.scan`): XLA's convolution
-    2.7 s, the shifted products 0.23 s; hence the default. Outside a scan (8 unrolled
-    steps) the two are close (0.09 s and 0.10 s)."""
+    `method` (all three compute the same sum, in different orders):
+
+    - `"im2col"` (default): pad once, concatenate the `prod(k)` shifted views on the
+      channel axis and do ONE matmul with the `(prod(k) * C_in, C_out)` weight
+      (`conv_im2col`);
+    - `"shift"`: one matmul per kernel offset, summed, `out = sum_d u[p + d] @ W_d^T`;
+    - `"xla"`: `lax.conv_general_dilated`.
+
+    Measured on a shared 2-core Intel Xeon (jax 0.10, batch 16, 16x16, C = 64, 3x3, the
+    AKOrN layer's 8 steps forward + backward inside a hand-written `lax.scan`, JAX
+    autodiff; benchmarks/l2_akorn.py, one run): XLA's convolution 1.59 s, the shifted
+    products 0.204 s, im2col 0.174 s (one long contraction instead of nine short ones
+    and eight adds); hence the default."""
     nd = kernel.ndim - 2
     ks = kernel.shape[:nd]
     pads = _pads(ks)
     w = kernel.astype(u.dtype)
+    if method == "im2col":
+        return conv_im2col(u, im2col_weight(w), ks, padding)
     if method == "xla":
         unbatched = u.ndim == nd + 1
         lhs = u[None] if unbatched else u.reshape((-1,) + u.shape[u.ndim - nd - 1 :])
@@ -108,7 +188,7 @@ def conv_channels_last(
         )
         return out.reshape(u.shape[:-1] + (w.shape[-2],))
     if method != "shift":
-        raise ValueError(f"`method` must be 'shift' or 'xla'; got {method!r}")
+        raise ValueError(f"`method` must be one of {METHODS}; got {method!r}")
     grid = u.shape[u.ndim - nd - 1 : -1]
     lead = [(0, 0)] * (u.ndim - nd - 1)
     up = u

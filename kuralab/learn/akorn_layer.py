@@ -35,9 +35,15 @@ Reference gotcha, reproduced only when asked: the reference's `use_omega=False` 
 $\Omega x$ by $x$, which after normalisation is the Ω-free step $\gamma/(1+\gamma)$
 (`identity_omega_quirk=True` with `omega=None`; `kl.reference_gamma`).
 
-Performance: the state runs channels-last inside the scan and the conv is one matrix
-product per kernel offset (`kuralab._coupling.conv.conv_channels_last`): XLA's CPU
-convolution, its backward pass above all, was ~18x slower (benchmarks/l2_akorn.py).
+Performance (benchmarks/l2_akorn.py, workload L2): inside the scan the state is
+channels-last and component-major (`kuralab.learn._akorn_layout`: component `k` of every
+oscillator is one contiguous slice, so norms, projections and rotations are elementwise;
+the kernel's channels are permuted to match), the conv is one im2col matrix product
+(`kuralab._coupling.conv.conv_im2col`; XLA's CPU convolution, its backward pass above
+all, was ~18x slower) and, for zero or circular padding, the step's backward pass is
+written out (`conv_step`: per step only the state and `Jx` are kept, the data gradient
+is the adjoint convolution). Other paddings and attention use JAX autodiff of the same
+update.
 """
 
 from __future__ import annotations
@@ -54,11 +60,22 @@ from .._akorn_step import AKOrNStep
 from .._coupling.conv import (
     ChannelConvCoupling,
     check_conv,
-    conv_channels_last,
+    conv_im2col,
+    im2col_weight,
     to_state,
 )
 from .._custom_types import Key
 from .._models.sphere import BlockOmega, SphereKuramoto
+from ._akorn_layout import (
+    ADJOINT_PADDINGS,
+    components,
+    conv_step,
+    from_cm,
+    kernel_cm,
+    normalise,
+    rotate,
+    to_cm,
+)
 from ._checks import check_choice, check_steps
 from .akorn_attn import GridMapCoupling, PositionAttention, torch_uniform
 
@@ -110,7 +127,10 @@ class AKOrNLayer(eqx.Module):
     - `key`: PRNG key.
 
     Call: `x_T, energies = layer(x0, c, steps=None)` with `x0`, `c` of shape `(C,
-    *grid)`; `energies` is `(T + 1,)` of the AKOrN energy. `layer.run(...)` also returns
+    *grid)`; `energies` is `(T + 1,)` of the AKOrN energy. A batch `(*batch, C, *grid)`
+    gives `(*batch, C, *grid)` and `(*batch, T + 1)`, as `jax.vmap` would, and for the
+    conv coupling with zero or circular padding runs faster than vmapping (the weight
+    gradient is one product over the batch). `layer.run(...)` also returns
     the logged energy and, on request, every state.
     """
 
@@ -224,26 +244,30 @@ class AKOrNLayer(eqx.Module):
         p = self.omega_param if self.learn_omega else jax.lax.stop_gradient(self.omega_param)
         return jnp.sqrt(jnp.sum(p * p, axis=-1))
 
-    def _omega_x(self, u):
-        """The reference action $(a, b) \\mapsto (\\omega b, -\\omega a)$ per pair."""
+    def _omega_cm(self, v):
+        r"""$\Omega x$ on a component-major `(*grid, n, G)` state; None without Ω."""
         if self.identity_omega_quirk:
-            return u
+            return v
         w = self.omega_rates()
         if w is None:
             return None
-        g = u.reshape(u.shape[:-1] + (self.channels // self.n, self.n))
-        k = self.n // 2
-        pr = g[..., : 2 * k].reshape(g.shape[:-1] + (k, 2))
-        rot = jnp.stack([w * pr[..., 1], -w * pr[..., 0]], -1).reshape(g.shape[:-1] + (2 * k,))
-        if self.n % 2:
-            rot = jnp.concatenate([rot, jnp.zeros_like(g[..., -1:])], -1)
-        return rot.reshape(u.shape)
+        return rotate(v, w.astype(v.dtype))
 
-    def _J(self, u):
+    def _J_cm(self, wmat):
+        """$J$ on a component-major channels-last state `(*grid, C)`; `wmat`: the
+        component-major im2col weight (conv) or None (attention)."""
         if self.kernel is not None:
-            return conv_channels_last(u, self.kernel, self.padding)
+            ks = self.kernel.shape[:-2]
+            return lambda u: conv_im2col(u, wmat, ks, self.padding)
         assert self.attn is not None
-        return self.attn(u)
+        n = self.n
+
+        def attn(u):
+            nd = u.ndim - 1
+            x = jnp.moveaxis(from_cm(u, n, nd), 0, -1)
+            return to_cm(jnp.moveaxis(self.attn(x), -1, 0), n)
+
+        return attn
 
     def normalise_stimulus(self, c: Float[Array, "c *grid"]) -> Float[Array, "c *grid"]:
         """`c_norm` applied to a `(C, *grid)` stimulus (channels first)."""
@@ -258,9 +282,9 @@ class AKOrNLayer(eqx.Module):
             c = ((g - mean) * jax.lax.rsqrt(var + 1e-5)).reshape(c.shape)
         return c * self.norm_scale.reshape(bshape) + self.norm_bias.reshape(bshape)
 
-    def _check(self, x, c):
+    def _check(self, x, c, nb: int = 0):
         x, c = jnp.asarray(x), jnp.asarray(c)
-        if c.ndim < 2 or c.shape[0] != self.channels:
+        if c.ndim < 2 + nb or c.shape[nb] != self.channels:
             raise ValueError(
                 f"`c` must have shape (channels={self.channels}, *grid); got shape {c.shape}"
             )
@@ -269,7 +293,7 @@ class AKOrNLayer(eqx.Module):
                 f"`x` and the stimulus `c` must have the same shape (channels, *grid); got "
                 f"x {x.shape} and c {c.shape}"
             )
-        grid = c.shape[1:]
+        grid = c.shape[nb + 1 :]
         if self.grid is not None and grid != self.grid:
             raise ValueError(f"the layer was built for grid {self.grid}; got inputs on {grid}")
         if self.kernel is not None:
@@ -280,6 +304,16 @@ class AKOrNLayer(eqx.Module):
                 )
             check_conv(self.kernel.shape[:nd], grid, self.padding)
         return x, c
+
+    def _spatial_rank(self) -> int | None:
+        if self.kernel is not None:
+            return self.kernel.ndim - 2
+        return None if self.grid is None else len(self.grid)
+
+    def _batch_ndim(self, c) -> int:
+        """Leading batch axes of a stimulus `(*batch, C, *grid)` (0 for one example)."""
+        nd = self._spatial_rank()
+        return 0 if nd is None else max(jnp.ndim(c) - 1 - nd, 0)
 
     # -- running -----------------------------------------------------------------------
 
@@ -293,45 +327,78 @@ class AKOrNLayer(eqx.Module):
     ) -> dict[str, Array]:
         """T steps from `x` (normalised first) with stimulus `c`.
 
-        **Returns:** a dict with `x` (final state, `(C, *grid)`), `energy` and
-        `energy_logged` (both `(T + 1,)`, at $x_0..x_T$) and, with `states=True`,
-        `states` `(T + 1, C, *grid)`. `steps` overrides T (e.g. more steps at test time).
+        `x` and `c` are one example `(C, *grid)` or a batch `(*batch, C, *grid)` (the
+        same as `jax.vmap` over the batch; with the conv coupling and zero or circular
+        padding the batch runs as one state, so the weight gradient is one product over
+        batch and pixels instead of one per example).
+
+        **Returns:** a dict with `x` (final state, `(*batch, C, *grid)`), `energy` and
+        `energy_logged` (both `(*batch, T + 1)`, at $x_0..x_T$) and, with `states=True`,
+        `states` `(*batch, T + 1, C, *grid)`. `steps` overrides T (e.g. more steps at test
+        time).
         """
-        x, c = self._check(x, c)
+        nb = self._batch_ndim(c)
+        fast = self.kernel is not None and self.padding in ADJOINT_PADDINGS
+        if nb and not fast:  # attention, reflect/replicate padding: vmap one example
+            f = lambda a, b: self.run(a, b, steps=steps, states=states)  # noqa: E731
+            for _ in range(nb):
+                f = jax.vmap(f)
+            return f(jnp.asarray(x), jnp.asarray(c))
+        x, c = self._check(x, c, nb)
         T = self.steps if steps is None else check_steps("steps", steps, 1)
-        c_eff = self.normalise_stimulus(c.astype(x.dtype))
-        cl = jnp.moveaxis(c_eff, 0, -1)
+        n, nd = self.n, x.ndim - 1 - nb
+        norm_c = self.normalise_stimulus
+        for _ in range(nb):
+            norm_c = jax.vmap(norm_c)
+        c_eff = norm_c(c.astype(x.dtype))
         if self.bias is not None:
-            cl = cl + self.bias.astype(x.dtype)
-        u0 = normalise_groups(jnp.moveaxis(x, 0, -1), self.n)
+            c_eff = c_eff + self.bias.astype(x.dtype).reshape((-1,) + (1,) * nd)
+        cl = to_cm(c_eff, n, nb)
+        u0 = normalise(components(to_cm(x, n, nb), n)).reshape(cl.shape)
         gamma = self.step_size().astype(x.dtype)
-        n = self.n
+        wmat = None
+        if self.kernel is not None:
+            wmat = im2col_weight(kernel_cm(self.kernel.astype(x.dtype), n))
+        J = self._J_cm(wmat)
+
+        site_axes = tuple(range(nb, nb + nd + 1))
 
         def energies(u, ju):
-            xjx, cx = jnp.sum(u * ju), jnp.sum(u * cl)
+            xjx, cx = jnp.sum(u * ju, site_axes), jnp.sum(u * cl, site_axes)
             return -0.5 * xjx - cx, -xjx - cx
 
+        if fast:
+            w = self.omega_rates()
+            mode = ("identity" if self.identity_omega_quirk
+                    else "none" if w is None else "omega")
+            w = None if mode != "omega" else w.astype(x.dtype)
+            ks = self.kernel.shape[:-2]
+
         def body(u, _):
-            ju = self._J(u)
+            if fast:
+                u_new, xjx, cx = conv_step(u, cl, wmat, gamma, w, n, ks, self.padding, mode)
+                return u_new, ((-0.5 * xjx - cx, -xjx - cx), u if states else None)
+            ju = J(u)
             e = energies(u, ju)
-            y = ju + cl
-            yg, ug = y.reshape(y.shape[:-1] + (-1, n)), u.reshape(u.shape[:-1] + (-1, n))
-            proj = (yg - jnp.sum(yg * ug, -1, keepdims=True) * ug).reshape(u.shape)
-            rot = self._omega_x(u)
-            drift = proj if rot is None else proj + rot
-            u_new = normalise_groups(u + gamma * drift, n)
+            v, y = components(u, n), components(ju + cl, n)
+            drift = y - jnp.sum(y * v, axis=-2, keepdims=True) * v
+            rot = self._omega_cm(v)
+            if rot is not None:
+                drift = drift + rot
+            u_new = normalise(v + gamma * drift).reshape(u.shape)
             return u_new, (e, u if states else None)
 
         uT, ((es, els), us) = jax.lax.scan(body, u0, None, length=T)
-        eT, elT = energies(uT, self._J(uT))
+        eT, elT = energies(uT, J(uT))
+        last = lambda e, eT: jnp.moveaxis(jnp.concatenate([e, eT[None]], 0), 0, -1)  # noqa: E731
         out = {
-            "x": jnp.moveaxis(uT, -1, 0),
-            "energy": jnp.append(es, eT),
-            "energy_logged": jnp.append(els, elT),
+            "x": from_cm(uT, n, nd),
+            "energy": last(es, eT),
+            "energy_logged": last(els, elT),
         }
         if states:
-            allu = jnp.concatenate([us, uT[None]], 0)
-            out["states"] = jnp.moveaxis(allu, -1, 1)
+            allu = from_cm(jnp.concatenate([us, uT[None]], 0), n, nd)
+            out["states"] = jnp.moveaxis(allu, 0, nb)
         return out
 
     def __call__(
