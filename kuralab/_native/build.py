@@ -9,7 +9,9 @@ exists, or `None` when the kernels are unavailable:
   `jax.ffi.include_dir()`: unavailable;
 - the build fails or times out (120 s): unavailable for this process (logged at INFO).
 
-The library is compiled with `-O3 -march=native` (so AVX-512 where the CPU has it) into
+The library is compiled with `-O3 -march=native` (so AVX-512 where the CPU has it;
+`KURALAB_NATIVE_MARCH=x86-64-v3` targets another instruction set, e.g. AVX2 only, to
+measure what a CPU without AVX-512 gets) into
 `$KURALAB_NATIVE_CACHE`, else `$XDG_CACHE_HOME/kuralab/native`, else
 `~/.cache/kuralab/native`. Its file name is a hash of the source, the compiler command,
 the jaxlib version, the machine and the CPU's flags, so a changed source or a
@@ -44,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 NATIVE_ENV = "KURALAB_NATIVE"
 CACHE_ENV = "KURALAB_NATIVE_CACHE"
+MARCH_ENV = "KURALAB_NATIVE_MARCH"
 PHASOR_MEAN = "kuralab_phasor_mean"
 MEANFIELD_RK4 = "kuralab_meanfield_rk4"
 #: FFI target name -> the handler symbol in `kernels.cc`.
@@ -51,7 +54,7 @@ _SYMBOLS = {PHASOR_MEAN: "KuralabPhasorMean", MEANFIELD_RK4: "KuralabMeanFieldRK
 NATIVE_TARGETS = tuple(_SYMBOLS)
 _SOURCE = Path(__file__).with_name("kernels.cc")
 _FLAGS = (
-    "-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp-simd",
+    "-O3", "-mprefer-vector-width=512", "-fopenmp-simd",
     "-fno-math-errno", "-std=c++17", "-shared", "-fPIC", "-w",
 )
 _BUILD_TIMEOUT_S = 120
@@ -99,7 +102,8 @@ def _build(cxx: str, include: str) -> Path:
     import jaxlib
 
     source = _SOURCE.read_bytes()
-    command = [cxx, *_FLAGS, "-I", include]
+    march = os.environ.get(MARCH_ENV, "").strip() or "native"
+    command = [cxx, f"-march={march}", *_FLAGS, "-I", include]
     digest = hashlib.sha256(
         b"\0".join(
             [source, " ".join(command).encode(), jaxlib.__version__.encode(),
