@@ -78,16 +78,51 @@ inline void sincos_block(const float* __restrict x, float* __restrict s,
   *sc = acc_c;
 }
 
-struct Work {
-  const float* x;
-  float* s;
-  float* c;
-  int64_t rows, n, rows_per_chunk, blocks_per_row, chunks;
-  std::vector<double> part_s, part_c;  // one slot per (row, block)
+// Chunks 0 .. chunks-1 of one kernel call, claimed in order by whichever thread asks
+// next. `run_on_pool` runs them on the calling thread plus up to (pool threads - 1)
+// pool tasks and returns once every chunk is done; the queue is shared (shared_ptr) so a
+// pool task that starts late finds nothing left and touches no buffer.
+struct ChunkQueue {
+  int64_t chunks = 0;
   std::atomic<int64_t> next{0};
   std::atomic<int64_t> done{0};
 
-  void run_chunk(int64_t k) {
+  virtual ~ChunkQueue() = default;
+  virtual void run_chunk(int64_t k) = 0;
+
+  void drain() {
+    for (;;) {
+      const int64_t k = next.fetch_add(1, std::memory_order_relaxed);
+      if (k >= chunks) return;
+      run_chunk(k);
+      done.fetch_add(1, std::memory_order_release);
+    }
+  }
+};
+
+// `total`: elements of the call; under kSerialBelow the calling thread does all.
+void run_on_pool(ffi::ThreadPool pool, const std::shared_ptr<ChunkQueue>& q, int64_t total) {
+  int64_t helpers = 0;
+  if (total >= kSerialBelow && q->chunks > 1) {
+    helpers = std::min<int64_t>(std::max<int64_t>(1, pool.num_threads() - 1), q->chunks - 1);
+  }
+  for (int64_t t = 0; t < helpers; ++t) {
+    pool.Schedule([q]() { q->drain(); });
+  }
+  q->drain();
+  while (q->done.load(std::memory_order_acquire) < q->chunks) {
+    std::this_thread::yield();
+  }
+}
+
+struct Work : ChunkQueue {
+  const float* x;
+  float* s;
+  float* c;
+  int64_t rows, n, rows_per_chunk, blocks_per_row;
+  std::vector<double> part_s, part_c;  // one slot per (row, block)
+
+  void run_chunk(int64_t k) override {
     if (blocks_per_row == 1) {
       const int64_t r0 = k * rows_per_chunk, r1 = std::min(rows, r0 + rows_per_chunk);
       for (int64_t r = r0; r < r1; ++r) {
@@ -98,15 +133,6 @@ struct Work {
       const int64_t i0 = b * kBlock, m = std::min(n - i0, kBlock);
       const int64_t off = r * n + i0;
       sincos_block(x + off, s + off, c + off, m, &part_s[k], &part_c[k]);
-    }
-  }
-
-  void drain() {
-    for (;;) {
-      const int64_t k = next.fetch_add(1, std::memory_order_relaxed);
-      if (k >= chunks) return;
-      run_chunk(k);
-      done.fetch_add(1, std::memory_order_release);
     }
   }
 };
@@ -138,17 +164,7 @@ ffi::Error PhasorMeanImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
   w->part_s.assign(slots, 0.0);
   w->part_c.assign(slots, 0.0);
 
-  int64_t helpers = 0;
-  if (total >= kSerialBelow && w->chunks > 1) {
-    helpers = std::min<int64_t>(std::max<int64_t>(1, pool.num_threads() - 1), w->chunks - 1);
-  }
-  for (int64_t t = 0; t < helpers; ++t) {
-    pool.Schedule([w]() { w->drain(); });
-  }
-  w->drain();
-  while (w->done.load(std::memory_order_acquire) < w->chunks) {
-    std::this_thread::yield();
-  }
+  run_on_pool(pool, w, total);
 
   float* out_s = ms->typed_data();
   float* out_c = mc->typed_data();
@@ -333,26 +349,19 @@ struct LongRow {
   }
 };
 
-struct RowWork {
+struct RowWork : ChunkQueue {
   RowArgs base;
-  int64_t rows, n, rows_per_chunk, chunks;
+  int64_t rows, n, rows_per_chunk;
   int64_t y0_stride, om_stride, coef_stride;  // 0 for an input shared by all rows
-  std::atomic<int64_t> next{0};
-  std::atomic<int64_t> done{0};
 
-  void drain() {
-    for (;;) {
-      const int64_t k = next.fetch_add(1, std::memory_order_relaxed);
-      if (k >= chunks) return;
-      const int64_t r0 = k * rows_per_chunk, r1 = std::min(rows, r0 + rows_per_chunk);
-      for (int64_t r = r0; r < r1; ++r) {
-        RowArgs a = base;
-        const int64_t off = r * n;
-        a.y0 += r * y0_stride; a.om += r * om_stride; a.coef += r * coef_stride;
-        a.y1 += off; a.k1 += off; a.k4 += off; a.s += off; a.c += off;
-        mf_rk4_row(a, n);
-      }
-      done.fetch_add(1, std::memory_order_release);
+  void run_chunk(int64_t k) override {
+    const int64_t r0 = k * rows_per_chunk, r1 = std::min(rows, r0 + rows_per_chunk);
+    for (int64_t r = r0; r < r1; ++r) {
+      RowArgs a = base;
+      const int64_t off = r * n;
+      a.y0 += r * y0_stride; a.om += r * om_stride; a.coef += r * coef_stride;
+      a.y1 += off; a.k1 += off; a.k4 += off; a.s += off; a.c += off;
+      mf_rk4_row(a, n);
     }
   }
 };
@@ -398,17 +407,7 @@ ffi::Error MeanFieldRK4Impl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> y0,
     while (lr->phase.load(std::memory_order_acquire) < 5) std::this_thread::yield();
     return ffi::Error::Success();
   }
-  int64_t helpers = 0;
-  if (total >= kSerialBelow && w->chunks > 1) {
-    helpers = std::min<int64_t>(std::max<int64_t>(1, pool.num_threads() - 1), w->chunks - 1);
-  }
-  for (int64_t t = 0; t < helpers; ++t) {
-    pool.Schedule([w]() { w->drain(); });
-  }
-  w->drain();
-  while (w->done.load(std::memory_order_acquire) < w->chunks) {
-    std::this_thread::yield();
-  }
+  run_on_pool(pool, w, total);
   return ffi::Error::Success();
 }
 
