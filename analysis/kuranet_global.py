@@ -2,9 +2,11 @@
 
     python analysis/kuranet_global.py data/runs/kuranet_global.nc [--out PNG]
 
-Panels per case: the training loss; R(t) on a new test network, trained vs control
+Panels per case: the training loss (kept seed; grey: every other seed of the seed
+search); R(t) on a new test network, trained vs control
 (grey band: the loss window); the trained coupling matrix with nodes sorted by omega.
-The table puts the test losses (1 - R) beside the paper's Table I.
+The table puts the test losses (1 - R) beside the paper's Table I, then the seed
+search: every seed's validation and Data-regime test loss.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ def figure(ds):
         d = ds.sel(case=c)
         ax = axes[0, j]
         loss = d.train_loss.values
+        if "train_loss_seed" in d:
+            for other in d.train_loss_seed.values:
+                ax.plot(other, lw=0.3, color="0.85", zorder=0)
         ax.plot(loss, lw=0.6, color="0.6")
         if np.isfinite(loss).sum() >= 10:
             k = 10
@@ -78,6 +83,17 @@ def table(ds) -> str:
                 f"{float(d.loss.sel(coupling='uniform')):.4f} |"
             )
     lines.append("")
+    if "val_loss" in ds:
+        lines.append(f"seed search ({ds.sizes['seed']} seeds, init {ds.attrs.get('init')}, "
+                     f"kept: lowest validation loss on {ds.attrs.get('val_graphs')} networks):")
+        for c in ds.case.values:
+            d = ds.sel(case=c)
+            t = d.data_loss_seed.values
+            lines.append(
+                f"- {c}: kept seed {int(d.best_seed)}; validation "
+                f"{' '.join(f'{v:.3f}' for v in d.val_loss.values)}; Data test median "
+                f"{np.median(t):.3f}, best {np.min(t):.3f}, worst {np.max(t):.3f}")
+        lines.append("")
     lines.append("c_x (h, omega, tau) trained / control: " + ", ".join(
         f"{c}: {float(ds.c_x.sel(case=c, coupling_kind='trained')):.3f} / "
         f"{float(ds.c_x.sel(case=c, coupling_kind='control')):.3f}" for c in ds.case.values))

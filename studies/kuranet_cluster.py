@@ -222,7 +222,7 @@ def main(argv=None) -> int:
             "title": "KuraNet cluster synchrony (Table II), trained vs control",
             "n_train": args.n, "size_n": int(args.size_n), "train_samples": args.train_samples,
             "test_graphs": args.test_graphs, "val_graphs": args.val_graphs,
-            "seeds": args.seeds, "hidden": args.hidden, "hidden_norm": args.hidden_norm,
+            "n_seeds": args.seeds, "hidden": args.hidden, "hidden_norm": args.hidden_norm,
             "window_steps": WINDOW, "dt": DT, "lr": args.lr,
             "train_steps": ",".join(f"{s}:{res[s]['steps']}" for s in names),
             "command": " ".join(["python", "studies/kuranet_cluster.py", *(argv or sys.argv[1:])]),

@@ -51,6 +51,13 @@ def _xavier_normal(key, shape, gain):
     return std * jax.random.normal(key, shape)
 
 
+def _torch_uniform(key, shape, fan_in):
+    """torch.nn.Linear's default initialisation of its weight (Kaiming-uniform with
+    a = sqrt(5)) and bias: both U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    bound = 1.0 / math.sqrt(fan_in)
+    return jax.random.uniform(key, shape, minval=-bound, maxval=bound)
+
+
 class PairwiseMLPCoupling(eqx.Module):
     r"""KuraNet's coupling function: an MLP on node-feature pairs, normalised to a matrix.
 
@@ -101,8 +108,12 @@ class PairwiseMLPCoupling(eqx.Module):
     - `symmetric`: symmetrise $K$ (default True).
     - `hidden_norm`: `"batch"` (default), `"layer"` or `"none"`.
     - `negative_slope`: of the LeakyReLU activations (default 0.01, torch's).
-    - `gain`: Xavier-normal gain of the weights (default 0.5, the reference's
-      `set_gain`); biases start at 0. The output layer has no bias.
+    - `gain`: Xavier-normal gain of the weights, biases starting at 0 (default 0.5,
+      the reference's `set_gain=True, gain=.5` of its cluster and image
+      configurations); or `None`: `torch.nn.Linear`'s default, weights and biases
+      $U(-1/\sqrt{\text{fan-in}}, 1/\sqrt{\text{fan-in}})$, which the reference's
+      global-synchrony configurations use (`set_gain=False`). The output layer has no
+      bias.
     - `chunk_size`: rows of pairs evaluated at once; `None` (default) evaluates all
       pairs at once when that is below `AUTO_CHUNK_ELEMENTS` activations and picks a
       block size otherwise.
@@ -133,7 +144,7 @@ class PairwiseMLPCoupling(eqx.Module):
         *,
         hidden_norm: str = "batch",
         negative_slope: float = 0.01,
-        gain: float = 0.5,
+        gain: float | None = 0.5,
         chunk_size: int | None = None,
         key: PRNGKeyArray,
     ):
@@ -150,16 +161,35 @@ class PairwiseMLPCoupling(eqx.Module):
             raise ValueError(f"`mean_degree` must be a number > 0; got {mean_degree!r}")
         if chunk_size is not None and not (isinstance(chunk_size, int) and chunk_size >= 1):
             raise ValueError(f"`chunk_size` must be a positive int or None; got {chunk_size!r}")
+        if gain is not None and not (
+            isinstance(gain, int | float) and not isinstance(gain, bool) and gain > 0
+        ):
+            raise ValueError(
+                f"`gain` must be a number > 0 (Xavier-normal) or None (torch's "
+                f"nn.Linear default); got {gain!r}"
+            )
         sizes = (2 * n_features, *hidden)
         keys = jax.random.split(key, len(hidden) + 1)
-        self.weights = tuple(
-            _xavier_normal(k, (sizes[i + 1], sizes[i]), gain)
-            for i, k in enumerate(keys[:-1])
-        )
-        self.biases = tuple(jnp.zeros((h,)) for h in hidden)
+        if gain is None:
+            kw, kb = zip(*(jax.random.split(k) for k in keys), strict=True)
+            self.weights = tuple(
+                _torch_uniform(kw[i], (sizes[i + 1], sizes[i]), sizes[i])
+                for i in range(len(hidden))
+            )
+            self.biases = tuple(
+                _torch_uniform(kb[i], (sizes[i + 1],), sizes[i]) for i in range(len(hidden))
+            )
+            out = _torch_uniform(kw[-1], (hidden[-1],), hidden[-1])
+        else:
+            self.weights = tuple(
+                _xavier_normal(k, (sizes[i + 1], sizes[i]), gain)
+                for i, k in enumerate(keys[:-1])
+            )
+            self.biases = tuple(jnp.zeros((h,)) for h in hidden)
+            out = _xavier_normal(keys[-1], (1, hidden[-1]), gain)[0]
         self.norm_scales = tuple(jnp.ones((h,)) for h in hidden)
         self.norm_shifts = tuple(jnp.zeros((h,)) for h in hidden)
-        self.out_weight = _xavier_normal(keys[-1], (1, hidden[-1]), gain)[0]
+        self.out_weight = out
         self.n_features = n_features
         self.hidden = hidden
         self.normalize = normalize

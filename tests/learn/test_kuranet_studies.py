@@ -17,7 +17,7 @@ FAST = ["--steps", "3", "--train-samples", "200", "--size-n", "150", "--test-gra
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "study, extra",
-    [("kuranet_global", ["--cases", "I,III"]), ("kuranet_cluster", ["--datasets", "gmm", "--seeds", "2", "--val-graphs", "2"])],
+    [("kuranet_global", ["--cases", "I,III", "--seeds", "2", "--val-graphs", "2"]), ("kuranet_cluster", ["--datasets", "gmm", "--seeds", "2", "--val-graphs", "2"])],
 )
 def test_study_fast_version_writes_results_and_figure(run_script, tmp_path, study, extra):
     nc = tmp_path / f"{study}.nc"

@@ -273,6 +273,29 @@ def test_bad_input_messages(getkey):
         L.PairwiseMLPCoupling(3, normalize="row", key=getkey())
     with pytest.raises(ValueError, match=r"`case` must be one of"):
         L.data.kuranet_disorder(getkey(), 8, "IV")
+    for bad in (0.0, -1.0, "torch", True):
+        with pytest.raises(ValueError, match=r"`gain` must be a number > 0 .* or None"):
+            L.PairwiseMLPCoupling(3, gain=bad, key=getkey())
+
+
+def test_initialisations(getkey):
+    """Xavier-normal (std = gain sqrt(2 / (fan_in + fan_out)), zero biases) and, with
+    gain=None, torch.nn.Linear's default: weights and biases U(+-1/sqrt(fan_in)),
+    hence std 1/sqrt(3 fan_in). Widths large enough for 3 % on each std."""
+    hidden = (256, 256)
+    x = L.PairwiseMLPCoupling(3, hidden=hidden, gain=0.5, key=getkey())
+    for W, fan_in in zip(x.weights, (6, 256), strict=True):
+        np.testing.assert_allclose(float(jnp.std(W)), 0.5 * np.sqrt(2 / (fan_in + 256)), rtol=0.03)
+    assert all(float(jnp.max(jnp.abs(b))) == 0.0 for b in x.biases)
+    t = L.PairwiseMLPCoupling(3, hidden=hidden, gain=None, key=getkey())
+    for W, b, fan_in in zip(t.weights, t.biases, (6, 256), strict=True):
+        bound = 1 / np.sqrt(fan_in)
+        assert float(jnp.max(jnp.abs(W))) <= bound and float(jnp.max(jnp.abs(b))) <= bound
+        np.testing.assert_allclose(float(jnp.std(W)), bound / np.sqrt(3), rtol=0.03)
+        assert float(jnp.std(b)) > 0.4 * bound  # not zero: torch draws the biases too
+    w = t.out_weight
+    assert w.shape == (256,) and float(jnp.max(jnp.abs(w))) <= 1 / 16
+    np.testing.assert_allclose(float(jnp.std(w)), 1 / 16 / np.sqrt(3), rtol=0.15)
 
 
 def test_public_names():
