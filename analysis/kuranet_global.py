@@ -63,14 +63,22 @@ def figure(ds):
     return fig
 
 
+def _get(da, coupling: str) -> str:
+    """`da` at `coupling` to 4 places, or "-" for files written before that column."""
+    if coupling not in da.coupling.values:
+        return "-"
+    return f"{float(da.sel(coupling=coupling)):.4f}"
+
+
 def table(ds) -> str:
     lines = [
         f"KuraNet Table I: test 1 - R (train n = {ds.attrs['n_train']}, Size n = "
         f"{ds.attrs['size_n']}, steps {ds.attrs['train_steps']}, hidden_norm "
         f"{ds.attrs['hidden_norm']})",
         "",
-        "| case | regime | trained | paper trained | control (untrained MLP) | paper control | uniform 1/n |",
-        "|---|---|---|---|---|---|---|",
+        "| case | regime | trained | paper trained | control (untrained MLP) | control, "
+        "reference's eval mode | paper control | uniform 1/n |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for c in ds.case.values:
         for r in ds.regime.values:
@@ -79,6 +87,7 @@ def table(ds) -> str:
                 f"| {c} | {r} | {float(d.loss.sel(coupling='trained')):.4f} | "
                 f"{float(d.paper_loss.sel(coupling='trained')):.4f} | "
                 f"{float(d.loss.sel(coupling='control')):.4f} | "
+                f"{_get(d.loss, 'control_eval')} | "
                 f"{float(d.paper_loss.sel(coupling='control')):.4f} | "
                 f"{float(d.loss.sel(coupling='uniform')):.4f} |"
             )
