@@ -67,11 +67,11 @@ from .diffusion_score import (
     wrapped_normal_score as wrapped_normal_score,
 )
 from .diffusion_sde import ReverseOrientationSDE as ReverseOrientationSDE
+from .kuranet_diagnostics import feature_correlation as feature_correlation
 from .kuranet import (
     FEATURES as FEATURES,
     OBJECTIVES as OBJECTIVES,
     PairwiseMLPCoupling as PairwiseMLPCoupling,
-    feature_correlation as feature_correlation,
     kuranet_loss as kuranet_loss,
     kuranet_model as kuranet_model,
     node_features as node_features,

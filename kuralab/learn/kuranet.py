@@ -4,7 +4,7 @@ r"""KuraNet (Ricci et al. 2021): learned couplings that synchronise disordered n
   node features normalised to a matrix;
 - `node_features`, `kuranet_model` (a `kl.Kuramoto` with the disorder's frequencies,
   field and delays) and `kuranet_loss` (burn-in without gradients, then a loss window);
-- `feature_correlation`: the $c_x$ diagnostic.
+- `feature_correlation` (in `kuranet_diagnostics.py`): the $c_x$ diagnostic.
 
 An MLP on ordered pairs of node features gives one logit per pair; a normalisation turns
 the $n \times n$ logits into a coupling matrix, which the core integrates as
@@ -351,45 +351,6 @@ class PairwiseMLPCoupling(eqx.Module):
     def coupling(self, features: Float[ArrayLike, "n d"], strength=1.0):
         """`kl.DenseCoupling(self.matrix(features), strength)`, for `kl.Kuramoto`."""
         return kl.DenseCoupling(self.matrix(features), strength=strength)
-
-
-def feature_correlation(K: Float[ArrayLike, "n n"], features: Float[ArrayLike, "n d"]) -> Array:
-    r"""The graph-induced feature correlation $c_x$ (KuraNet eq. 7; Brede 2008).
-
-    $$c_x = \frac{\sum_{ij} K_{ij}\,\langle x_i - \bar x,\ x_j - \bar x\rangle}
-                 {\sum_{ij} K_{ij}\,\lVert x_i - \bar x\rVert^2},
-      \qquad \bar x = \frac1n\sum_i x_i .$$
-
-    Positive when strongly coupled nodes have similar features (assortative coupling),
-    negative when coupling joins dissimilar ones (e.g. large $K_{ij}$ between
-    oscillators of opposite frequency, which is how a trained global-synchrony network
-    pulls the tails of $g(\omega)$ together), about 0 for coupling unrelated to the
-    features. A 1-D feature array is taken as one feature per node.
-
-    **Arguments:**
-
-    - `K`: coupling matrix `(n, n)`.
-    - `features`: node features `(n, d)` or `(n,)`.
-
-    **Returns:** a scalar.
-    """
-    K = jnp.asarray(K)
-    x = jnp.asarray(features)
-    if x.ndim == 1:
-        x = x[:, None]
-    if K.ndim != 2 or K.shape[0] != K.shape[1]:
-        raise ValueError(f"`K` must be a square (n, n) matrix; got shape {K.shape}")
-    if x.ndim != 2 or x.shape[0] != K.shape[0]:
-        raise ValueError(
-            f"`features` must have shape ({K.shape[0]}, d) or ({K.shape[0]},) to match "
-            f"`K`; got shape {x.shape}"
-        )
-    x = x.astype(jnp.result_type(K.dtype, x.dtype, float))
-    xc = x - jnp.mean(x, axis=0)
-    gram = xc @ xc.T
-    num = jnp.sum(K * gram)
-    den = jnp.sum(K * jnp.diag(gram)[:, None])
-    return num / den
 
 
 # ---------------------------------------------------------------------------------
