@@ -303,3 +303,20 @@ def test_public_names():
     assert kl.PairwiseMLPCoupling is L.PairwiseMLPCoupling
     assert "learn" in dir(kl)
     assert math.isclose(float(jnp.sum(L.node_features({"omega": jnp.ones(3)}))), 3.0)
+
+
+def test_untrained_unnormalised_mlp_is_nearly_uniform(getkey):
+    """Why the paper's control equals uniform coupling (studies/kuranet_global.py,
+    `control_eval`): torch's initialisation without BatchNorm (what an untrained
+    BatchNorm1d computes in eval mode, running statistics 0 and 1) gives logits that
+    vary little over case-I features, so the node softmax is nearly flat (measured
+    coefficient of variation 0.006-0.035), while the same weights normalised over the
+    pairs spread K by ~0.2."""
+    d = L.data.kuranet_disorder(getkey(), 100, "I")
+    x = L.node_features(d)
+    bn = L.PairwiseMLPCoupling(3, gain=None, key=getkey())
+    plain = L.PairwiseMLPCoupling(3, gain=None, hidden_norm="none", key=getkey())
+    plain = eqx.tree_at(lambda m: (m.weights, m.biases, m.out_weight), plain,
+                        (bn.weights, bn.biases, bn.out_weight))
+    cv = lambda K: float(jnp.std(K) / jnp.mean(K))  # noqa: E731
+    assert cv(plain.matrix(x)) < 0.1 < cv(bn.matrix(x))
