@@ -30,9 +30,10 @@ Test regimes (our reading of the paper's columns): Data = new n = 100 networks; 
 one network made of `size_n` of the training samples (the paper's 10,000 = all of them);
 Data+Size = one network of `size_n` new samples. The default `size_n` is 2000 to keep
 the run to minutes; `--size-n 10000` is the paper's size (the large networks are
-evaluated for the kept seed only; under the earlier single-seed protocol all three
-cases took 18.5 min wall at nice 19 on 2 loaded cores, 2.4 GB peak RSS: the pair MLP
-is evaluated in chunks of pairs). Couplings compared: `trained`, `control` (the kept
+evaluated for the kept seed only; all three cases took 38 min wall on 2 cores shared
+with a test suite, 3.2 GB peak RSS: the pair MLP is evaluated in chunks of pairs).
+Trained at n = 10,000, Size / Data+Size: I 0.075 / 0.073 (paper 0.068 / 0.068), II
+0.151 / 0.139 (0.182 / 0.189), III 0.312 / 0.325 (0.703 / 0.686). Couplings compared: `trained`, `control` (the kept
 seed's MLP untrained, its BatchNorm over the network's own pairs: same normalisation,
 hence the same mean degree 1), `control_eval` (the same untrained MLP as the reference
 evaluates it, `kn.eval()`: BatchNorm with its initial running statistics, i.e. no
