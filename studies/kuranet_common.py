@@ -40,10 +40,17 @@ def stack(trees):
     return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *trees)
 
 
+@eqx.filter_jit
+def _losses(loss, coupling, graphs):
+    return jax.vmap(lambda x: loss(coupling, x))(graphs)
+
+
 def mean_loss(loss, coupling, graphs):
-    """Mean of `loss(coupling, graph)` over a stacked batch of graphs (one jit+vmap)."""
-    f = eqx.filter_jit(lambda c, g: jax.vmap(lambda x: loss(c, x))(g))
-    return float(np.mean(np.asarray(f(coupling, graphs))))
+    """Mean of `loss(coupling, graph)` over a stacked batch of graphs (one jit+vmap).
+
+    One jitted function for every call: `loss` is a static argument, so calls with the
+    same `loss` and shapes (every seed of a seed search) reuse one compilation."""
+    return float(np.mean(np.asarray(_losses(loss, coupling, graphs))))
 
 
 def common_args(parser: argparse.ArgumentParser, *, out: str) -> None:

@@ -16,6 +16,7 @@ either the previous checkpoint or the new one, never a torn file.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io as _io
 import json
@@ -63,6 +64,14 @@ def _split_loss(out):
 def _check_scalar(loss):
     if jnp.ndim(loss) != 0:
         raise ValueError(f"`loss_fn` must return a scalar loss; got shape {jnp.shape(loss)}")
+
+
+@functools.lru_cache(maxsize=64)
+def _with_clipping(optimizer: optax.GradientTransformation, max_grad_norm: float):
+    """`optimizer` after global-norm clipping. Cached: `_step` takes the optimiser as a
+    static argument, so a new chain per `fit` call would compile the step again for
+    every call (every seed of a seed search); the same pair gives the same object."""
+    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optimizer)
 
 
 @eqx.filter_jit
@@ -245,7 +254,7 @@ def fit(
             f"`optimizer` must be an optax.GradientTransformation; got {type(optimizer).__name__}"
         )
     if max_grad_norm is not None:
-        optimizer = optax.chain(optax.clip_by_global_norm(max_grad_norm), optimizer)
+        optimizer = _with_clipping(optimizer, max_grad_norm)
     opt_state = optimizer.init(eqx.filter(params, eqx.is_inexact_array))
     start = 0
     rows: dict[str, list] = {"loss": [], "grad_norm": [], "time": []}
